@@ -1,0 +1,43 @@
+"""Typed errors. Each message is one line that names the offending value and what was expected."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class MMBalanceError(Exception):
+    """Base class of every error the library raises on purpose (a user error, not a bug)."""
+
+
+class ConfigError(MMBalanceError, ValueError):
+    """A configuration key or value is invalid."""
+
+
+class UnknownNameError(ConfigError, KeyError):
+    """A name looked up in a registry, or a config key, does not exist."""
+
+    def __init__(self, kind: str, name: object, choices: Iterable[str]) -> None:
+        self.kind, self.name, self.choices = kind, name, sorted(choices)
+        super().__init__(f"unknown {kind} {name!r}; expected one of: {', '.join(self.choices)}")
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0])
+
+
+class MissingDataError(MMBalanceError, FileNotFoundError):
+    """A dataset's files are not installed; the message says the command that installs them."""
+
+
+def check_range(name: str, value: float, low: float | None = None, high: float | None = None) -> None:
+    """Raise :class:`ConfigError` unless ``low <= value <= high`` (either bound may be ``None``).
+
+    >>> check_range("ratio", 0.5, 0.0, 1.0)
+    >>> check_range("ratio", 1.5, 0.0, 1.0)
+    Traceback (most recent call last):
+    ...
+    mmbalance.errors.ConfigError: ratio=1.5 is out of range; expected a value in [0.0, 1.0]
+    """
+    if (low is not None and value < low) or (high is not None and value > high):
+        lo = "-inf" if low is None else low
+        hi = "inf" if high is None else high
+        raise ConfigError(f"{name}={value!r} is out of range; expected a value in [{lo}, {hi}]")

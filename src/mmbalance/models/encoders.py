@@ -1,0 +1,77 @@
+"""Encoders: ``nn.Module`` objects that map one modality's batch to ``[B, out_dim]`` features.
+
+Every encoder is built as ``build(input_shape=..., out_dim=..., **options)`` and declares ``out_dim``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from mmbalance.errors import ConfigError
+from mmbalance.models.registry import ENCODERS
+
+
+@ENCODERS.register("mlp")
+class MLP(nn.Module):
+    """Flatten, then ``Linear -> BatchNorm -> ReLU -> Dropout`` per hidden width, then ``Linear(out_dim)``
+    followed by ReLU (features are non-negative, as after a CNN's pooling).
+
+    >>> import torch
+    >>> MLP(input_shape=(5,), hidden=(8,), out_dim=3)(torch.randn(4, 5)).shape
+    torch.Size([4, 3])
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        out_dim: int = 128,
+        hidden: Sequence[int] = (256,),
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.out_dim = out_dim
+        width, layers = math.prod(input_shape), [nn.Flatten()]
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.BatchNorm1d(h), nn.ReLU(), nn.Dropout(dropout)]
+            width = h
+        layers += [nn.Linear(width, out_dim), nn.ReLU()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+@ENCODERS.register("cnn")
+class CNN(nn.Module):
+    """A small image CNN: per width in ``channels``, ``Conv3x3 -> BatchNorm -> ReLU`` and a 2x2 max-pool
+    between blocks; global average pooling; ``Linear(out_dim)`` and ReLU. Input ``[B, C, H, W]``.
+
+    >>> import torch
+    >>> CNN(input_shape=(1, 16, 15), channels=(4, 8), out_dim=6)(torch.randn(2, 1, 16, 15)).shape
+    torch.Size([2, 6])
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        out_dim: int = 128,
+        channels: Sequence[int] = (32, 64),
+    ) -> None:
+        super().__init__()
+        if len(input_shape) != 3:
+            raise ConfigError(f"cnn input_shape={tuple(input_shape)}; expected (channels, height, width)")
+        self.out_dim = out_dim
+        c_in, layers = input_shape[0], []
+        for i, c in enumerate(channels):
+            if i:
+                layers.append(nn.MaxPool2d(2))
+            layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU()]
+            c_in = c
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, out_dim), nn.ReLU()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)

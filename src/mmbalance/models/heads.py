@@ -1,0 +1,97 @@
+"""Fusion heads. Each maps a dict of features to fused logits and gives every modality's own logits.
+
+A head is built as ``build(feature_dims={modality: dim}, num_classes=C)``. ``modality_parameters(m)``
+lists the head parameters that belong to modality ``m`` alone (empty when every parameter is shared).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from mmbalance.errors import ConfigError
+from mmbalance.models.registry import HEADS
+
+
+class Head(nn.Module):
+    """Base class: ``forward(features) -> fused logits``; ``unimodal(m, f) -> logits of m alone``."""
+
+    def __init__(self, feature_dims: Mapping[str, int], num_classes: int) -> None:
+        super().__init__()
+        self.modalities, self.num_classes = list(feature_dims), num_classes
+
+    def unimodal(self, modality: str, feature: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def modality_parameters(self, modality: str) -> list[nn.Parameter]:
+        return []
+
+
+@HEADS.register("concat")
+class ConcatHead(Head):
+    """``Linear(concat(features))``. Modality ``m`` alone uses its slice of the weight and ``bias / M``
+    (the weight-slice view OGM-GE uses), so the fused logits are the sum of the unimodal ones."""
+
+    def __init__(self, feature_dims: Mapping[str, int], num_classes: int) -> None:
+        super().__init__(feature_dims, num_classes)
+        self.fc = nn.Linear(sum(feature_dims.values()), num_classes)
+        offsets, start = {}, 0
+        for m, d in feature_dims.items():
+            offsets[m] = (start, start + d)
+            start += d
+        self.slices = offsets
+
+    def forward(self, features: Mapping[str, Tensor]) -> Tensor:
+        return self.fc(torch.cat([features[m] for m in self.modalities], dim=1))
+
+    def unimodal(self, modality: str, feature: Tensor) -> Tensor:
+        lo, hi = self.slices[modality]
+        return feature @ self.fc.weight[:, lo:hi].T + self.fc.bias / len(self.modalities)
+
+
+def _branch(in_dim: int, hidden: Sequence[int], num_classes: int) -> nn.Module:
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers += [nn.Linear(in_dim, h), nn.ReLU()]
+        in_dim = h
+    layers.append(nn.Linear(in_dim, num_classes))
+    return nn.Sequential(*layers)
+
+
+@HEADS.register("sum")
+class SumHead(Head):
+    """One classifier per modality (``Linear``, or an MLP with ``hidden`` widths); fused logits are their sum."""
+
+    def __init__(self, feature_dims: Mapping[str, int], num_classes: int, hidden: Sequence[int] = ()) -> None:
+        super().__init__(feature_dims, num_classes)
+        self.branches = nn.ModuleDict({m: _branch(d, hidden, num_classes) for m, d in feature_dims.items()})
+
+    def forward(self, features: Mapping[str, Tensor]) -> Tensor:
+        return torch.stack([self.unimodal(m, features[m]) for m in self.modalities]).sum(0)
+
+    def unimodal(self, modality: str, feature: Tensor) -> Tensor:
+        return self.branches[modality](feature)
+
+    def modality_parameters(self, modality: str) -> list[nn.Parameter]:
+        return list(self.branches[modality].parameters())
+
+
+@HEADS.register("shared")
+class SharedHead(Head):
+    """One ``Linear`` classifier applied to every modality's features; fused logits are their mean.
+    All feature dimensions must be equal."""
+
+    def __init__(self, feature_dims: Mapping[str, int], num_classes: int) -> None:
+        super().__init__(feature_dims, num_classes)
+        dims = set(feature_dims.values())
+        if len(dims) != 1:
+            raise ConfigError(f"shared head needs equal feature dims; got {dict(feature_dims)}")
+        self.fc = nn.Linear(dims.pop(), num_classes)
+
+    def forward(self, features: Mapping[str, Tensor]) -> Tensor:
+        return torch.stack([self.fc(features[m]) for m in self.modalities]).mean(0)
+
+    def unimodal(self, modality: str, feature: Tensor) -> Tensor:
+        return self.fc(feature)

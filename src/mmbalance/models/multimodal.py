@@ -1,0 +1,51 @@
+"""``MultimodalModel``: one encoder per modality and a fusion head, with explicit parameter groups."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from torch import Tensor, nn
+
+from mmbalance.types import ModelOutput
+
+
+class MultimodalModel(nn.Module):
+    """``forward(inputs) -> ModelOutput`` with fused and per-modality logits.
+
+    Parameter groups are explicit (never chosen by substring of a name):
+    ``encoder_parameters(m)``, ``modality_parameters(m)`` (encoder plus the head parameters that belong to
+    ``m`` alone), ``head_parameters()`` and ``shared_parameters()`` (head parameters no modality owns).
+    """
+
+    def __init__(self, encoders: Mapping[str, nn.Module], head: nn.Module) -> None:
+        super().__init__()
+        self.encoders = nn.ModuleDict(dict(encoders))
+        self.head = head
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.encoders)
+
+    def encode(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        return {m: enc(inputs[m]) for m, enc in self.encoders.items()}
+
+    def outputs(self, features: dict[str, Tensor]) -> ModelOutput:
+        """Head outputs for already-computed features (used by strategies that encode once)."""
+        uni = {m: self.head.unimodal(m, f) for m, f in features.items()}
+        return ModelOutput(features, self.head(features), uni)
+
+    def forward(self, inputs: Mapping[str, Tensor]) -> ModelOutput:
+        return self.outputs(self.encode(inputs))
+
+    def encoder_parameters(self, modality: str) -> list[nn.Parameter]:
+        return list(self.encoders[modality].parameters())
+
+    def modality_parameters(self, modality: str) -> list[nn.Parameter]:
+        return self.encoder_parameters(modality) + self.head.modality_parameters(modality)
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        return list(self.head.parameters())
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        owned = {id(p) for m in self.modalities for p in self.head.modality_parameters(m)}
+        return [p for p in self.head.parameters() if id(p) not in owned]
