@@ -1,5 +1,7 @@
 """Datasets: the registry, the in-memory dataset type, splits and the batch loader."""
 
+from mmbalance.data import avdigits as _avdigits  # noqa: F401  (registers)
+from mmbalance.data import htad as _htad  # noqa: F401  (registers)
 from mmbalance.data import mfeat as _mfeat  # noqa: F401  (registers)
 from mmbalance.data import synthetic as _synthetic  # noqa: F401  (registers)
 from mmbalance.data.base import BatchLoader, MultimodalDataset, stratified_split
@@ -14,4 +16,11 @@ def build_dataset(name: str, **kwargs: object) -> MultimodalDataset:
     return DATASETS.build(name, **kwargs)
 
 
-__all__ = ["DATASETS", "BatchLoader", "MultimodalDataset", "build_dataset", "list_datasets", "stratified_split"]
+__all__ = [
+    "DATASETS",
+    "BatchLoader",
+    "MultimodalDataset",
+    "build_dataset",
+    "list_datasets",
+    "stratified_split",
+]

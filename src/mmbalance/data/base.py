@@ -78,7 +78,7 @@ def stratified_split(
     """
     if len(ratios) != 3:
         raise ConfigError(f"split ratios={list(ratios)} must have 3 entries (train, val, test)")
-    for name, r in zip(("train", "val", "test"), ratios):
+    for name, r in zip(("train", "val", "test"), ratios, strict=True):
         check_range(f"split ratio {name}", float(r), 0.0, 1.0)
     if abs(sum(ratios) - 1.0) > 1e-6:
         raise ConfigError(f"split ratios={list(ratios)} sum to {sum(ratios):g}; expected 1")
@@ -87,8 +87,8 @@ def stratified_split(
     parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
     for c in np.unique(y):
         rows = rng.permutation(np.flatnonzero(y == c))
-        n_train = int(round(ratios[0] * len(rows)))
-        n_val = int(round(ratios[1] * len(rows)))
+        n_train = round(ratios[0] * len(rows))
+        n_val = round(ratios[1] * len(rows))
         parts["train"].append(rows[:n_train])
         parts["val"].append(rows[n_train : n_train + n_val])
         parts["test"].append(rows[n_train + n_val :])

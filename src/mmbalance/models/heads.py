@@ -62,7 +62,8 @@ def _branch(in_dim: int, hidden: Sequence[int], num_classes: int) -> nn.Module:
 
 @HEADS.register("sum")
 class SumHead(Head):
-    """One classifier per modality (``Linear``, or an MLP with ``hidden`` widths); fused logits are their sum."""
+    """One classifier per modality (``Linear``, or an MLP with ``hidden`` widths); fused logits are
+    their sum."""
 
     def __init__(self, feature_dims: Mapping[str, int], num_classes: int, hidden: Sequence[int] = ()) -> None:
         super().__init__(feature_dims, num_classes)

@@ -1,0 +1,47 @@
+"""What ``mmbalance list`` shows: every registered component with its hyperparameters and defaults."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from mmbalance.data import DATASETS
+from mmbalance.models import ENCODERS, HEADS
+from mmbalance.registry import Registry
+from mmbalance.strategies import STRATEGIES
+
+HIDDEN = {"input_shape", "feature_dims", "num_classes"}  # filled in by the library, not the user
+
+
+def _entries(registry: Registry[Any]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for name in registry.names():
+        params = {
+            k: ("<required>" if v is inspect.Parameter.empty else v)
+            for k, v in registry.params(name).items()
+            if k not in HIDDEN
+        }
+        doc = inspect.getdoc(registry.get(name)) or ""
+        out[name] = {"params": params, "summary": doc.split("\n\n")[0].replace("\n", " ")}
+    return out
+
+
+def catalog() -> dict[str, dict[str, dict[str, Any]]]:
+    return {
+        "datasets": _entries(DATASETS),
+        "methods": _entries(STRATEGIES),
+        "encoders": _entries(ENCODERS),
+        "heads": _entries(HEADS),
+    }
+
+
+def format_catalog(cat: dict[str, dict[str, dict[str, Any]]]) -> str:
+    lines = []
+    for section, entries in cat.items():
+        lines.append(f"{section}:")
+        for name, entry in entries.items():
+            params = ", ".join(f"{k}={v!r}" for k, v in entry["params"].items()) or "-"
+            lines.append(f"  {name:<12} {params}")
+            if entry["summary"]:
+                lines.append(f"  {'':<12} {entry['summary'][:150]}")
+    return "\n".join(lines)

@@ -1,0 +1,128 @@
+"""The ``mmbalance`` command: ``train``, ``evaluate``, ``list``, ``compare``, ``sweep``, ``plot``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from mmbalance.errors import MMBalanceError
+
+
+def _show_progress(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty() and not os.environ.get("CI")
+
+
+def _log(quiet: bool):
+    return (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
+
+
+def _config_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    cfg: dict[str, Any] = {}
+    if args.config:
+        with open(args.config) as f:
+            cfg = yaml.safe_load(f) or {}
+        if not isinstance(cfg, dict):
+            raise MMBalanceError(f"--config {args.config} holds {type(cfg).__name__}; expected a mapping")
+    overrides = []
+    if args.dataset:
+        overrides.append(f"dataset__name={args.dataset}")
+    if args.method:
+        overrides.append(f"strategy__name={args.method}")
+    for key, value in (
+        ("train__seed", args.seed),
+        ("train__epochs", args.epochs),
+        ("train__device", args.device),
+    ):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    return cfg, overrides + list(args.overrides)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from mmbalance import config
+    from mmbalance.experiment import train_run
+
+    cfg, overrides = _config_from_args(args)
+    resolved = config.resolve(cfg, overrides)
+    metrics = train_run(resolved, args.out, progress=_show_progress(args.quiet), log=_log(args.quiet))
+    print(format_run(metrics))
+    return 0
+
+
+def format_run(m: dict[str, Any]) -> str:
+    t = m["test"]
+    mods = ", ".join(f"{k} {v['acc']:.4f}" for k, v in t["modalities"].items())
+    return (
+        f"{m['method']} on {m['dataset']} (seed {m['seed']}): "
+        f"best epoch {m['best_epoch']}/{m['epochs_run']}, "
+        f"test acc {t['acc']:.4f}, macro-F1 {t['macro_f1']:.4f}; per modality: {mods}; "
+        f"{m['train_seconds']:.1f}s"
+    )
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from mmbalance.experiment import evaluate_run
+
+    print(json.dumps(evaluate_run(args.run_dir), indent=2))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from mmbalance.catalog import catalog, format_catalog
+
+    cat = catalog()
+    print(json.dumps(cat, indent=2, default=str) if args.json else format_catalog(cat))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mmbalance", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train one run and write its run directory")
+    train.add_argument("--config", help="YAML file with config sections (dataset, strategy, model, ...)")
+    train.add_argument("--dataset")
+    train.add_argument("--method", help="a registered strategy (see `mmbalance list`)")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--device", help="auto, cpu, cuda, cuda:1, ...")
+    train.add_argument("--out", required=True, help="run directory (re-running resumes an unfinished run)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    train.add_argument("overrides", nargs="*", help="KEY=VALUE, e.g. strategy__head=sum optim__lr=1e-3")
+    train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("evaluate", help="re-evaluate a finished run directory on its val and test splits")
+    ev.add_argument("run_dir")
+    ev.set_defaults(func=cmd_evaluate)
+
+    ls = sub.add_parser("list", help="datasets, methods, encoders and heads with their hyperparameters")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_list)
+
+    from mmbalance.compare import add_compare_commands
+
+    add_compare_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except MMBalanceError as exc:
+        print(f"mmbalance: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mmbalance: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""``mmbalance compare``: every (dataset, method, seed) with one budget, resumable, summarised.
+
+Layout of the report directory: ``runs/<dataset>/<label>/seed<k>/`` (standard run directories; a run
+with ``metrics.json`` is finished and skipped on re-run), ``results.csv`` (one row per run),
+``summary.csv`` and ``summary.md`` (mean ± std over seeds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mmbalance import config as config_mod
+from mmbalance.data import build_dataset
+from mmbalance.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    dataset: str
+    label: str  # e.g. "joint" or "unimodal-image"
+    overrides: tuple[str, ...]
+    seed: int
+
+    def directory(self, root: Path) -> Path:
+        return root / "runs" / self.dataset / self.label / f"seed{self.seed}"
+
+
+def _split_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def expand_methods(
+    dataset: str, methods: Sequence[str], dataset_kwargs: Sequence[str]
+) -> list[tuple[str, tuple[str, ...]]]:
+    """``unimodal`` expands to one entry per modality of the dataset; any registered strategy is accepted."""
+    from mmbalance.strategies import STRATEGIES
+
+    out = []
+    for method in methods:
+        STRATEGIES.get(method)  # one-line error for unknown names
+        if method == "unimodal":
+            cfg = config_mod.resolve({}, [f"dataset__name={dataset}", *dataset_kwargs])
+            for m in build_dataset(**cfg["dataset"]).modalities:
+                out.append((f"unimodal-{m}", ("strategy__name=unimodal", f"strategy__modality={m}")))
+        else:
+            out.append((method, (f"strategy__name={method}",)))
+    return out
+
+
+def plan(
+    datasets: Sequence[str], methods: Sequence[str], seeds: Iterable[int], overrides: Sequence[str]
+) -> list[RunSpec]:
+    data_over = [o for o in overrides if o.startswith("dataset__")]
+    specs = []
+    for ds in datasets:
+        for label, method_over in expand_methods(ds, methods, data_over):
+            for seed in seeds:
+                specs.append(RunSpec(ds, label, (f"dataset__name={ds}", *method_over, *overrides), seed))
+    return specs
+
+
+def run_all(
+    specs: Sequence[RunSpec], root: Path, epochs: int, log: Any, progress: bool = False
+) -> list[dict[str, Any]]:
+    from mmbalance.experiment import train_run
+
+    rows = []
+    for i, spec in enumerate(specs, 1):
+        out = spec.directory(root)
+        done = out / "metrics.json"
+        if done.exists():
+            metrics = json.loads(done.read_text())
+            log(f"[{i}/{len(specs)}] {spec.dataset} {spec.label} seed {spec.seed}: done, skipped")
+        else:
+            log(f"[{i}/{len(specs)}] {spec.dataset} {spec.label} seed {spec.seed}: training")
+            cfg = config_mod.resolve(
+                {}, [*spec.overrides, f"train__seed={spec.seed}", f"train__epochs={epochs}"]
+            )
+            metrics = train_run(cfg, out, progress=progress, log=log)
+        rows.append(result_row(spec, metrics))
+    return rows
+
+
+def result_row(spec: RunSpec, m: dict[str, Any]) -> dict[str, Any]:
+    row = {
+        "dataset": spec.dataset,
+        "method": spec.label,
+        "seed": spec.seed,
+        "best_epoch": m["best_epoch"],
+        "epochs_run": m["epochs_run"],
+        "train_seconds": m["train_seconds"],
+    }
+    for split in ("val", "test"):
+        row.update({f"{split}_{k}": m[split][k] for k in ("acc", "macro_f1", "map", "auroc")})
+    for mod, sub in m["test"]["modalities"].items():
+        row[f"test_{mod}_acc"] = sub["acc"]
+    return row
+
+
+SUMMARY_FIELDS = ("test_acc", "test_macro_f1", "test_map", "train_seconds")
+
+
+def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and std over seeds of each metric, per (dataset, method), in first-seen order."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["method"]), []).append(r)
+    out = []
+    for (ds, method), rs in groups.items():
+        entry: dict[str, Any] = {"dataset": ds, "method": method, "seeds": len(rs)}
+        keys = [k for k in rs[0] if k in SUMMARY_FIELDS or (k.startswith("test_") and k.endswith("_acc"))]
+        for k in dict.fromkeys(keys):
+            vals = [float(r[k]) for r in rs if r.get(k) not in (None, "")]
+            entry[f"{k}_mean"] = statistics.fmean(vals)
+            entry[f"{k}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        out.append(entry)
+    return out
+
+
+def _pm(entry: dict[str, Any], key: str, scale: float = 100.0, digits: int = 2) -> str:
+    if f"{key}_mean" not in entry:
+        return "–"
+    if entry["seeds"] == 1:
+        return f"{entry[f'{key}_mean'] * scale:.{digits}f}"
+    return f"{entry[f'{key}_mean'] * scale:.{digits}f} ± {entry[f'{key}_std'] * scale:.{digits}f}"
+
+
+def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
+    mods = sorted(
+        {k[5:-9] for e in summary for k in e if k.startswith("test_") and k.endswith("_acc_mean")} - {""}
+    )
+    head = [
+        "dataset",
+        "method",
+        "seeds",
+        "test acc %",
+        "macro-F1 %",
+        "MAP %",
+        *[f"{m} acc %" for m in mods],
+        "train s",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for e in summary:
+        cells = [
+            e["dataset"],
+            e["method"],
+            str(e["seeds"]),
+            _pm(e, "test_acc"),
+            _pm(e, "test_macro_f1"),
+            _pm(e, "test_map"),
+            *[_pm(e, f"test_{m}_acc") for m in mods],
+            _pm(e, "train_seconds", 1.0, 1),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from mmbalance.cli import _log, _show_progress
+
+    if args.seeds < 1 or args.epochs < 1:
+        raise ConfigError(f"--seeds={args.seeds} and --epochs={args.epochs} must be positive integers")
+    root = Path(args.out)
+    root.mkdir(parents=True, exist_ok=True)
+    specs = plan(_split_list(args.datasets), _split_list(args.methods), range(args.seeds), args.overrides)
+    rows = run_all(specs, root, args.epochs, _log(args.quiet), _show_progress(args.quiet))
+    summary = summarize(rows)
+    write_csv(root / "results.csv", rows)
+    write_csv(root / "summary.csv", summary)
+    table = markdown_table(summary)
+    (root / "summary.md").write_text(
+        f"# mmbalance compare\n\n{args.seeds} seed(s), {args.epochs} epochs; fused test metrics and "
+        "per-modality "
+        f"test accuracy, mean ± std over seeds.\n\n{table}\n"
+    )
+    _write_report(root, rows, summary, args.quiet)
+    print(table)
+    return 0
+
+
+def _write_report(
+    root: Path, rows: Sequence[dict[str, Any]], summary: Sequence[dict[str, Any]], quiet: bool
+) -> None:
+    try:
+        from mmbalance.report import write_report
+    except ImportError as exc:  # matplotlib is an optional extra
+        if not quiet:
+            print(f"mmbalance: report.html skipped ({exc}); pip install 'mmbalance[report]'", file=sys.stderr)
+        return
+    write_report(root, rows, summary)
+
+
+def add_compare_commands(sub: Any) -> None:
+    cmp = sub.add_parser("compare", help="run datasets x methods x seeds and summarise (resumable)")
+    cmp.add_argument("--datasets", default="mfeat", help="comma-separated, e.g. mfeat,avdigits,htad")
+    cmp.add_argument("--methods", default="unimodal,joint", help="comma-separated registered methods")
+    cmp.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1)")
+    cmp.add_argument("--epochs", type=int, default=30)
+    cmp.add_argument("--out", required=True, help="report directory")
+    cmp.add_argument("--quiet", action="store_true")
+    cmp.add_argument("overrides", nargs="*", help="KEY=VALUE applied to every run")
+    cmp.set_defaults(func=cmd_compare)

@@ -1,0 +1,137 @@
+"""Run configuration: nested mappings that map 1:1 onto constructors, defaults, and ``a__b=value`` overrides.
+
+Sections: ``dataset`` and ``strategy`` (``name`` plus the builder's keyword arguments), ``model``
+(``feature_dim``, per-modality ``encoders`` overriding the dataset's defaults), ``optim``, ``scheduler``,
+``data`` (batch size, split ratios) and ``train`` (epochs, seed, device, selection metric).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import yaml
+
+from mmbalance.data import DATASETS
+from mmbalance.errors import ConfigError, UnknownNameError, check_range
+from mmbalance.models import ENCODERS
+from mmbalance.strategies import STRATEGIES
+
+DEFAULTS: dict[str, Any] = {
+    "dataset": {"name": "mfeat"},
+    "strategy": {"name": "joint"},
+    "model": {"feature_dim": 128, "encoders": {}},
+    "optim": {"name": "adam", "lr": 1e-3, "weight_decay": 1e-4, "momentum": 0.9},
+    "scheduler": {"name": "none", "step_size": 10, "gamma": 0.1},
+    "data": {"batch_size": 64, "split": [0.6, 0.2, 0.2], "eval_batch_size": 512},
+    "train": {"epochs": 30, "seed": 0, "device": "auto", "select_metric": "acc", "patience": 0},
+}
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULERS = ("none", "step", "cosine")
+SELECT_METRICS = ("acc", "macro_f1", "map", "auroc")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def parse_value(text: str) -> Any:
+    """Parse an override value: numbers (``1e-3`` included), booleans, null, lists, or a plain string.
+
+    >>> parse_value("1e-3"), parse_value("[16, 32]"), parse_value("sum"), parse_value("none")
+    (0.001, [16, 32], 'sum', 'none')
+    """
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(config: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Apply ``section__key[__sub]=value`` overrides to a copy of ``config``."""
+    config = copy.deepcopy(config)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} has no '='; expected KEY=VALUE such as strategy__head=sum")
+        key, _, text = item.partition("=")
+        path = key.split("__")
+        if path[0] not in DEFAULTS:
+            raise UnknownNameError("config section", path[0], DEFAULTS)
+        node = config
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {key!r}: {part!r} is not a section")
+        node[path[-1]] = parse_value(text)
+    return config
+
+
+def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in update.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _check_keys(section: str, given: Mapping[str, Any], allowed: Iterable[str]) -> None:
+    allowed = set(allowed)
+    for k in given:
+        if k not in allowed:
+            raise UnknownNameError(f"key in section {section!r}:", k, allowed)
+
+
+def _check_choice(key: str, value: Any, choices: Iterable[str]) -> None:
+    if value not in choices:
+        raise UnknownNameError(key, value, choices)
+
+
+def resolve(config: Mapping[str, Any] | None = None, overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """Defaults, then ``config``, then overrides; validated. Returns a fully resolved plain dict."""
+    cfg = apply_overrides(_merge(DEFAULTS, config or {}), overrides)
+    _check_keys("config", cfg, DEFAULTS)
+    for section in ("model", "optim", "scheduler", "data", "train"):
+        _check_keys(section, cfg[section], DEFAULTS[section])
+    for section, registry in (("dataset", DATASETS), ("strategy", STRATEGIES)):
+        kwargs = {k: v for k, v in cfg[section].items() if k != "name"}
+        registry.check_kwargs(cfg[section]["name"], kwargs)
+    for m, enc in cfg["model"]["encoders"].items():
+        if not isinstance(enc, Mapping) or "name" not in enc:
+            raise ConfigError(f"model.encoders.{m}={enc!r}; expected a mapping with a 'name'")
+        ENCODERS.check_kwargs(enc["name"], {k: v for k, v in enc.items() if k != "name"}, ("out_dim",))
+    _check_choice("optimizer", cfg["optim"]["name"], OPTIMIZERS)
+    _check_choice("scheduler", cfg["scheduler"]["name"], SCHEDULERS)
+    _check_choice("select_metric", cfg["train"]["select_metric"], SELECT_METRICS)
+    _check_choice("device", str(cfg["train"]["device"]).split(":")[0], DEVICES)
+    _check_positive(cfg)
+    return cfg
+
+
+def _check_positive(cfg: Mapping[str, Any]) -> None:
+    for key, value in (
+        ("train.epochs", cfg["train"]["epochs"]),
+        ("data.batch_size", cfg["data"]["batch_size"]),
+        ("data.eval_batch_size", cfg["data"]["eval_batch_size"]),
+        ("model.feature_dim", cfg["model"]["feature_dim"]),
+    ):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{key}={value!r} is invalid; expected a positive integer")
+    if not isinstance(cfg["train"]["seed"], int):
+        raise ConfigError(f"train.seed={cfg['train']['seed']!r} is invalid; expected an integer")
+    check_range("optim.lr", float(cfg["optim"]["lr"]), 0.0)
+    check_range("optim.weight_decay", float(cfg["optim"]["weight_decay"]), 0.0)
+    check_range("train.patience", float(cfg["train"]["patience"]), 0)
+    split = cfg["data"]["split"]
+    if not isinstance(split, list) or len(split) != 3:
+        raise ConfigError(f"data.split={split!r} is invalid; expected [train, val, test] ratios")
+    for name, ratio in zip(("train", "val", "test"), split, strict=True):
+        check_range(f"data.split {name} ratio", float(ratio), 0.0, 1.0)
+
+
+def dump(cfg: Mapping[str, Any]) -> str:
+    return yaml.safe_dump(dict(cfg), sort_keys=False)

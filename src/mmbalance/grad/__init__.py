@@ -1,0 +1,36 @@
+"""Gradient math as pure tensor functions: flat views, GEM-style surgery, projectors and SAM helpers.
+
+Nothing here synchronises with the host or picks a device; every result stays on its input's device.
+"""
+
+from __future__ import annotations
+
+from mmbalance.grad.flat import cosine, flatten, gradients_of, unflatten, write_grads_
+from mmbalance.grad.projection import (
+    InputCovariance,
+    OrthogonalProjector,
+    flat_projector,
+    owm_update,
+    project_right_,
+)
+from mmbalance.grad.sam import frozen_bn_stats, perturbed, sam_perturbation
+from mmbalance.grad.surgery import MAX_REFS, conflicts, project_to_cone
+
+__all__ = [
+    "MAX_REFS",
+    "InputCovariance",
+    "OrthogonalProjector",
+    "conflicts",
+    "cosine",
+    "flat_projector",
+    "flatten",
+    "frozen_bn_stats",
+    "gradients_of",
+    "owm_update",
+    "perturbed",
+    "project_right_",
+    "project_to_cone",
+    "sam_perturbation",
+    "unflatten",
+    "write_grads_",
+]

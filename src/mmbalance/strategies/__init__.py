@@ -1,0 +1,20 @@
+"""Training strategies: the registry and the ``Strategy`` extension point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mmbalance.strategies import joint as _joint  # noqa: F401  (registers)
+from mmbalance.strategies.base import Strategy
+from mmbalance.strategies.registry import STRATEGIES
+
+
+def list_strategies() -> list[str]:
+    return STRATEGIES.names()
+
+
+def build_strategy(name: str, **kwargs: Any) -> Strategy:
+    return STRATEGIES.build(name, **kwargs)
+
+
+__all__ = ["STRATEGIES", "Strategy", "build_strategy", "list_strategies"]

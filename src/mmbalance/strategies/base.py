@@ -1,0 +1,108 @@
+"""``Strategy``: the one extension point. A strategy owns what happens to one training batch.
+
+Two override depths:
+
+* **Depth 1** — keep the default :meth:`Strategy.training_step` (joint training: one forward, the loss,
+  one backward, ``optimizer.step()``) and override :meth:`loss` and/or :meth:`modify_gradients`
+  (gradient modulation methods live there).
+* **Depth 2** — multi-pass methods (SAM, alternating methods) override :meth:`training_step` entirely.
+
+Optional hooks: :meth:`setup`, :meth:`on_epoch_start`, :meth:`on_epoch_end`, :meth:`predict` (test-time
+fusion), :meth:`state_dict`/:meth:`load_state_dict` (learned state, attributes ending in ``_``).
+Constructors take keyword hyperparameters with defaults and store them unchanged; the trainer never asks
+a strategy its name. ``head`` chooses the fusion head the model is built with; :meth:`modalities` may
+restrict which of the dataset's modalities the model gets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.optim import Optimizer
+
+from mmbalance.errors import ConfigError
+from mmbalance.models import HEADS, MultimodalModel
+from mmbalance.types import Batch, ModelOutput, StepResult
+
+
+class Strategy:
+    """Base class of training strategies; the default step is joint training on the fused logits."""
+
+    name: ClassVar[str] = ""
+    min_modalities: ClassVar[int] = 1
+    head: str = "concat"
+
+    def __init__(self, head: str = "concat") -> None:
+        self.head = head
+
+    # -- configuration ------------------------------------------------------------------------------
+    def hyperparameters(self) -> dict[str, Any]:
+        """The constructor arguments as stored (what the run's config records)."""
+        import inspect
+
+        return {k: getattr(self, k) for k in inspect.signature(type(self).__init__).parameters if k != "self"}
+
+    def head_config(self) -> dict[str, Any]:
+        """The fusion head the model is built with (``{"name": ..., **options}``)."""
+        HEADS.get(self.head)  # one-line error for an unknown head
+        return {"name": self.head}
+
+    def modalities(self, available: Sequence[str]) -> list[str]:
+        """The modalities the model is built with (all of them by default)."""
+        if len(available) < self.min_modalities:
+            raise ConfigError(
+                f"method {self.name!r} needs >= {self.min_modalities} modalities; "
+                f"dataset has {list(available)}"
+            )
+        return list(available)
+
+    # -- lifecycle hooks ----------------------------------------------------------------------------
+    def setup(
+        self, model: MultimodalModel, optimizer: Optimizer, make_optimizer: Callable[[], Optimizer]
+    ) -> None:
+        """Called once before training; learned state (attributes ending in ``_``) is created here."""
+        self.model, self.optimizer, self.make_optimizer = model, optimizer, make_optimizer
+
+    def on_epoch_start(self, epoch: int, train_loader: Any) -> None:
+        """Called before each training epoch, with the loader (stage changes, statistics passes)."""
+
+    def on_epoch_end(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        """Called after each epoch's validation with the logged metrics."""
+
+    # -- depth 1 ------------------------------------------------------------------------------------
+    def training_step(self, batch: Batch, epoch: int) -> StepResult:
+        self.optimizer.zero_grad(set_to_none=True)
+        out = self.model(batch.inputs)
+        loss = self.loss(out, batch)
+        loss.backward()
+        logs = self.modify_gradients(out, batch, epoch) or {}
+        self.optimizer.step()
+        return StepResult(loss.detach(), logs)
+
+    def loss(self, out: ModelOutput, batch: Batch) -> Tensor:
+        return F.cross_entropy(out.logits, batch.label)
+
+    def modify_gradients(self, out: ModelOutput, batch: Batch, epoch: int) -> dict[str, Tensor] | None:
+        """Change ``.grad`` of the model's parameters between backward and step; may return logs."""
+        return None
+
+    # -- inference ----------------------------------------------------------------------------------
+    def predict(self, out: ModelOutput) -> Tensor:
+        """Fused class scores as logits (``softmax`` of them gives the probabilities)."""
+        return out.logits
+
+    # -- state --------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for k, v in state.items():
+            if not k.endswith("_"):
+                raise ConfigError(
+                    f"strategy state key {k!r} is not learned state (expected a name ending in _)"
+                )
+            setattr(self, k, v.clone() if isinstance(v, torch.Tensor) else v)

@@ -1,0 +1,194 @@
+"""The training loop. It knows no algorithm: it calls the strategy's hooks and ``training_step``.
+
+``fit`` selects the best epoch on the validation split only and keeps that state in memory;
+``evaluate`` computes fused and per-modality metrics in one pass. A ``TrainState`` holds everything a
+killed run needs to resume (model, optimizer, scheduler, strategy state, RNG, history, best state).
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+
+from mmbalance.metrics import MetricAccumulator
+from mmbalance.models import MultimodalModel
+from mmbalance.strategies import Strategy
+from mmbalance.types import Batch
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@torch.no_grad()
+def evaluate(
+    model: MultimodalModel, strategy: Strategy, loader: Iterable[Batch], device: torch.device
+) -> dict[str, Any]:
+    """``{"acc", "macro_f1", "map", "auroc", "modalities": {m: {...}}}`` over the whole loader."""
+    model.eval()
+    fused = MetricAccumulator()
+    per_mod: dict[str, MetricAccumulator] = {m: MetricAccumulator() for m in model.modalities}
+    for batch in loader:
+        batch = batch.to(device)
+        out = model(batch.inputs)
+        fused.update(strategy.predict(out).float(), batch.label)  # logits: softmax is applied once
+        for m, logits in out.unimodal_logits.items():
+            per_mod[m].update(logits.float(), batch.label)
+    result: dict[str, Any] = fused.compute()
+    result["modalities"] = {m: acc.compute() for m, acc in per_mod.items()}
+    return result
+
+
+def flat_metrics(prefix: str, metrics: dict[str, Any]) -> dict[str, float]:
+    """``{"val_acc": .., "val_image_acc": ..}`` from the nested ``evaluate`` result."""
+    row = {f"{prefix}_{k}": v for k, v in metrics.items() if k != "modalities"}
+    for m, sub in metrics.get("modalities", {}).items():
+        row.update({f"{prefix}_{m}_{k}": v for k, v in sub.items()})
+    return row
+
+
+@dataclass
+class TrainState:
+    """Everything that changes during ``fit``; saved each epoch so a killed run can resume."""
+
+    epoch: int = 0
+    best_epoch: int = -1
+    best_score: float = float("-inf")
+    best_model: dict[str, Any] | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+    train_seconds: float = 0.0
+    stale_epochs: int = 0
+
+
+def make_scheduler(cfg: dict[str, Any], optimizer: Optimizer, epochs: int) -> LRScheduler | None:
+    if cfg["name"] == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, cfg["step_size"], cfg["gamma"])
+    if cfg["name"] == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    return None
+
+
+@dataclass
+class Trainer:
+    """Runs epochs of ``strategy.training_step`` and validation; the loop is algorithm-free."""
+
+    model: MultimodalModel
+    strategy: Strategy
+    make_optimizer: Callable[[], Optimizer]
+    scheduler_cfg: dict[str, Any]
+    device: torch.device
+    epochs: int
+    select_metric: str = "acc"
+    patience: int = 0
+    on_epoch: Callable[[Trainer, TrainState], None] | None = None
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        self.model.to(self.device)
+        self.optimizer = self.make_optimizer()
+        self.scheduler = make_scheduler(self.scheduler_cfg, self.optimizer, self.epochs)
+        self.strategy.setup(self.model, self.optimizer, self.make_optimizer)
+        self.state = TrainState()
+
+    # -- checkpointing ------------------------------------------------------------------------------
+    def checkpoint(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.strategy.optimizer.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "strategy": self.strategy.state_dict(),
+            "state": self.state,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "numpy": np.random.get_state(),
+                "python": random.getstate(),
+            },
+        }
+
+    def restore(self, ckpt: dict[str, Any]) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        self.strategy.load_state_dict(ckpt["strategy"])
+        self.strategy.optimizer.load_state_dict(ckpt["optimizer"])
+        self._sync_scheduler()
+        if self.scheduler is not None and ckpt["scheduler"] is not None:
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.state = ckpt["state"]
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        np.random.set_state(ckpt["rng"]["numpy"])
+        random.setstate(ckpt["rng"]["python"])
+
+    def _sync_scheduler(self) -> None:
+        """A strategy may replace its optimizer (stage changes); the scheduler follows it."""
+        if self.scheduler is not None and self.scheduler.optimizer is not self.strategy.optimizer:
+            self.scheduler = make_scheduler(self.scheduler_cfg, self.strategy.optimizer, self.epochs)
+
+    # -- the loop -----------------------------------------------------------------------------------
+    def train_epoch(self, loader: Any, epoch: int) -> dict[str, float]:
+        self.model.train()
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(epoch)
+        self.strategy.on_epoch_start(epoch, loader)
+        self._sync_scheduler()
+        totals: dict[str, torch.Tensor] = {}
+        n = 0
+        for batch in loader:
+            result = self.strategy.training_step(batch.to(self.device), epoch)
+            for k, v in {"train_loss": result.loss, **result.logs}.items():
+                totals[k] = totals.get(k, 0) + v.detach().float()
+            n += 1
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return {k: float(v) / max(n, 1) for k, v in totals.items()}  # one host sync per epoch
+
+    def fit(self, train_loader: Any, val_loader: Any) -> TrainState:
+        bar = _progress(self.epochs, self.state.epoch, self.progress)
+        while self.state.epoch < self.epochs:
+            epoch, start = self.state.epoch, time.perf_counter()
+            row = {"epoch": float(epoch), **self.train_epoch(train_loader, epoch)}
+            val = evaluate(self.model, self.strategy, val_loader, self.device)
+            seconds = time.perf_counter() - start
+            row.update(flat_metrics("val", val))
+            row["lr"] = float(self.strategy.optimizer.param_groups[0]["lr"])
+            row["seconds"] = seconds
+            self.strategy.on_epoch_end(epoch, row)
+            self._record(row, val[self.select_metric], seconds)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(val_acc=f"{val['acc']:.3f}", best=self.state.best_epoch)
+            if self.on_epoch is not None:
+                self.on_epoch(self, self.state)
+            if self.patience and self.state.stale_epochs >= self.patience:
+                break
+        if bar is not None:
+            bar.close()
+        return self.state
+
+    def _record(self, row: dict[str, float], score: float, seconds: float) -> None:
+        st = self.state
+        st.history.append(row)
+        st.train_seconds += seconds
+        if score > st.best_score:  # strictly better: ties keep the earlier epoch
+            st.best_score, st.best_epoch, st.stale_epochs = score, st.epoch, 0
+            st.best_model = copy.deepcopy(self.model.state_dict())
+        else:
+            st.stale_epochs += 1
+        st.epoch += 1
+
+
+def _progress(total: int, done: int, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=done, desc="epochs", leave=False, dynamic_ncols=True)

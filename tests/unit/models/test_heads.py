@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mmbalance.errors import ConfigError
+from mmbalance.models import build_head, build_model
+
+DIMS = {"a": 4, "b": 4}
+
+
+def features(n: int = 5) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return {m: torch.randn(n, d, generator=g) for m, d in DIMS.items()}
+
+
+def test_concat_fused_equals_sum_of_unimodal() -> None:
+    head = build_head("concat", DIMS, 3)
+    f = features()
+    fused = head(f)
+    torch.testing.assert_close(fused, head.unimodal("a", f["a"]) + head.unimodal("b", f["b"]))
+
+
+def test_sum_head_branches_and_groups() -> None:
+    head = build_head("sum", DIMS, 3, hidden=(6,))
+    f = features()
+    torch.testing.assert_close(head(f), head.unimodal("a", f["a"]) + head.unimodal("b", f["b"]))
+    ids_a = {id(p) for p in head.modality_parameters("a")}
+    ids_b = {id(p) for p in head.modality_parameters("b")}
+    assert ids_a and ids_a.isdisjoint(ids_b) and len(ids_a | ids_b) == len(list(head.parameters()))
+
+
+def test_shared_head_is_one_classifier() -> None:
+    head = build_head("shared", DIMS, 3)
+    f = features()
+    torch.testing.assert_close(head(f), (head.fc(f["a"]) + head.fc(f["b"])) / 2)
+    with pytest.raises(ConfigError, match="equal feature dims"):
+        build_head("shared", {"a": 4, "b": 5}, 3)
+
+
+@pytest.mark.parametrize("head", ["concat", "sum", "shared"])
+def test_parameter_groups_partition_the_model(head: str) -> None:
+    model = build_model({m: {"name": "mlp"} for m in DIMS}, {m: (7,) for m in DIMS}, 3, {"name": head}, 8)
+    groups = [model.encoder_parameters(m) for m in DIMS] + [model.head_parameters()]
+    ids = [id(p) for g in groups for p in g]
+    assert len(ids) == len(set(ids)) == len(list(model.parameters()))
+    shared = {id(p) for p in model.shared_parameters()}
+    owned = {id(p) for m in DIMS for p in model.head.modality_parameters(m)}
+    assert shared | owned == {id(p) for p in model.head_parameters()} and not shared & owned
+    out = model({m: torch.randn(2, 7) for m in DIMS})
+    assert out.logits.shape == (2, 3) and set(out.unimodal_logits) == set(DIMS)
+
+
+def test_cnn_rejects_flat_input_shape() -> None:
+    with pytest.raises(ConfigError, match="channels, height, width"):
+        build_model({"a": {"name": "cnn"}}, {"a": (7,)}, 3, {"name": "concat"})

@@ -1,0 +1,153 @@
+"""The loop: hook reachability, validation-only selection, determinism and exact resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from mmbalance import config
+from mmbalance.experiment import train_run
+from mmbalance.strategies import Strategy
+from mmbalance.strategies.joint import Joint
+from mmbalance.trainer import Trainer, TrainState
+
+TINY = [
+    "dataset__name=synthetic",
+    "dataset__n_samples=120",
+    "data__batch_size=16",
+    "model__feature_dim=8",
+    "model__encoders__a__name=mlp",
+    "model__encoders__a__hidden=[8]",
+    "model__encoders__b__name=mlp",
+    "model__encoders__b__hidden=[8]",
+    "train__epochs=3",
+]
+
+
+def tiny_cfg(*extra: str) -> dict[str, Any]:
+    return config.resolve({}, [*TINY, "train__device=cpu", *extra])
+
+
+class Recorder(Joint):
+    """Joint training that records which hooks the trainer reached."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def setup(self, model: Any, optimizer: Any, make_optimizer: Any) -> None:
+        self.calls.append("setup")
+        super().setup(model, optimizer, make_optimizer)
+
+    def on_epoch_start(self, epoch: int, train_loader: Any) -> None:
+        self.calls.append("on_epoch_start")
+
+    def training_step(self, batch: Any, epoch: int) -> Any:
+        self.calls.append("training_step")
+        return super().training_step(batch, epoch)
+
+    def on_epoch_end(self, epoch: int, metrics: Any) -> None:
+        assert "val_acc" in metrics and "train_loss" in metrics
+        self.calls.append("on_epoch_end")
+
+    def predict(self, out: Any) -> torch.Tensor:
+        self.calls.append("predict")
+        return super().predict(out)
+
+
+def test_every_hook_is_reached() -> None:
+    from mmbalance.experiment import build, loaders, make_optimizer_factory
+
+    cfg = tiny_cfg("train__epochs=2")
+    s = build(cfg)
+    rec = Recorder()
+    ld = loaders(s)
+    trainer = Trainer(
+        s.model, rec, make_optimizer_factory(s.model, cfg["optim"]), cfg["scheduler"], s.device, 2
+    )
+    state = trainer.fit(ld["train"], ld["val"])
+    assert state.epoch == 2 and len(state.history) == 2
+    for hook in ("setup", "on_epoch_start", "training_step", "on_epoch_end", "predict"):
+        assert hook in rec.calls, hook
+    assert rec.calls.index("setup") < rec.calls.index("on_epoch_start") < rec.calls.index("training_step")
+
+
+def test_best_epoch_is_chosen_on_validation() -> None:
+    trainer = Trainer.__new__(Trainer)
+    trainer.state = TrainState()
+    trainer.model = torch.nn.Linear(1, 1)
+    for score in (0.5, 0.7, 0.7, 0.6):
+        trainer._record({"x": 1.0}, score, 1.0)
+    assert trainer.state.best_epoch == 1 and trainer.state.best_score == 0.7
+    assert trainer.state.stale_epochs == 2
+
+
+def test_same_seed_same_metrics_and_run_directory(tmp_path: Path) -> None:
+    a = train_run(tiny_cfg(), tmp_path / "a")
+    b = train_run(tiny_cfg(), tmp_path / "b")
+    c = train_run(tiny_cfg("train__seed=1"), tmp_path / "c")
+    strip = lambda m: {k: v for k, v in m.items() if k != "train_seconds"}  # noqa: E731
+    assert strip(a) == strip(b) and strip(a) != strip(c)
+    for name in ("config.yaml", "split.json", "history.csv", "best.pt", "metrics.json"):
+        assert (tmp_path / "a" / name).exists(), name
+    assert not (tmp_path / "a" / "last.pt").exists()
+
+
+def test_killed_run_resumes_to_the_same_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    full = train_run(tiny_cfg("train__epochs=4"), tmp_path / "full")
+
+    class Killed(Exception):
+        pass
+
+    original = Strategy.on_epoch_end
+
+    def die_after_two(self: Strategy, epoch: int, metrics: Any) -> None:
+        if epoch == 2:
+            raise Killed
+        original(self, epoch, metrics)
+
+    monkeypatch.setattr(Strategy, "on_epoch_end", die_after_two)
+    with pytest.raises(Killed):
+        train_run(tiny_cfg("train__epochs=4"), tmp_path / "killed")
+    assert (tmp_path / "killed" / "last.pt").exists()
+    monkeypatch.setattr(Strategy, "on_epoch_end", original)
+    resumed = train_run(tiny_cfg("train__epochs=4"), tmp_path / "killed")
+    assert resumed["test"] == full["test"] and resumed["best_epoch"] == full["best_epoch"]
+    assert resumed["epochs_run"] == 4
+
+
+def test_resume_refuses_another_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmbalance.errors import ConfigError
+
+    def die_in_second_epoch(self: Strategy, epoch: int, metrics: Any) -> None:
+        if epoch == 1:
+            raise RuntimeError
+
+    monkeypatch.setattr(Strategy, "on_epoch_end", die_in_second_epoch)
+    with pytest.raises(RuntimeError):
+        train_run(tiny_cfg(), tmp_path / "r")
+    monkeypatch.undo()
+    with pytest.raises(ConfigError, match="another config"):
+        train_run(tiny_cfg("optim__lr=0.01"), tmp_path / "r")
+
+
+def test_patience_stops_early() -> None:
+    from mmbalance.experiment import build, loaders, make_optimizer_factory
+
+    cfg = tiny_cfg("optim__lr=0")
+    s = build(cfg)
+    ld = loaders(s)
+    trainer = Trainer(
+        s.model,
+        s.strategy,
+        make_optimizer_factory(s.model, cfg["optim"]),
+        cfg["scheduler"],
+        s.device,
+        10,
+        patience=2,
+    )
+    state = trainer.fit(ld["train"], ld["val"])
+    assert state.epoch == 3 and state.best_epoch == 0
