@@ -141,15 +141,16 @@ class Trainer:
         self.strategy.on_epoch_start(epoch, loader)
         self._sync_scheduler()
         totals: dict[str, torch.Tensor] = {}
-        n = 0
+        counts: dict[str, int] = {}
         for batch in loader:
             result = self.strategy.training_step(batch.to(self.device), epoch)
             for k, v in {"train_loss": result.loss, **result.logs}.items():
                 totals[k] = totals.get(k, 0) + v.detach().float()
-            n += 1
+                counts[k] = counts.get(k, 0) + 1
         if self.scheduler is not None:
             self.scheduler.step()
-        return {k: float(v) / max(n, 1) for k, v in totals.items()}  # one host sync per epoch
+        # Each log is averaged over the steps that reported it; one host sync per key and epoch.
+        return {k: float(v) / counts[k] for k, v in totals.items()}
 
     def fit(self, train_loader: Any, val_loader: Any) -> TrainState:
         bar = _progress(self.epochs, self.state.epoch, self.progress)

@@ -4,23 +4,31 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from torch import Tensor
+
 from mmbalance.errors import ConfigError
 from mmbalance.strategies.base import Strategy
+from mmbalance.strategies.diagnostics import Diagnosed
 from mmbalance.strategies.registry import STRATEGIES
+from mmbalance.types import Batch, ModelOutput
 
 
 @STRATEGIES.register("joint")
-class Joint(Strategy):
+class Joint(Diagnosed, Strategy):
     """Joint (late-fusion) training: cross-entropy of the fused logits, one backward, one step.
 
     ``head`` is ``concat`` (a linear layer on the concatenated features), ``sum`` (the sum of per-modality
-    linear classifiers) or ``shared`` (one classifier applied to every modality, logits averaged).
+    linear classifiers) or ``shared`` (one classifier applied to every modality, logits averaged). It logs
+    the gradient-conflict diagnostic of :mod:`mmbalance.strategies.diagnostics` to compare methods.
     """
 
     name = "joint"
 
     def __init__(self, head: str = "concat") -> None:
         self.head = head
+
+    def modify_gradients(self, out: ModelOutput, batch: Batch, epoch: int) -> dict[str, Tensor]:
+        return self.diagnose(self.model, out, batch.label)
 
 
 @STRATEGIES.register("unimodal")

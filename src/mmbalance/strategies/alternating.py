@@ -1,0 +1,80 @@
+"""What MLA and GAAL share: per-mini-batch alternation through one shared classifier.
+
+Each batch is encoded once; then, for each modality in turn, the modality's own loss on the shared head
+is back-propagated into its encoder and the head, the head gradient may be modified, and the optimizer
+steps. Idle encoders get no gradient (``None``), so their parameters do not move unless
+``ghost_steps`` reproduces the released code's zero-filled gradients (momentum and weight-decay steps
+on the idle encoder under torch 1.x).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmbalance.errors import ConfigError
+from mmbalance.strategies.base import Strategy
+from mmbalance.strategies.diagnostics import Diagnosed
+from mmbalance.types import Batch, ModelOutput, StepResult
+
+
+class Alternating(Diagnosed, Strategy):
+    """Base class: ``training_step`` alternates modalities; subclasses override :meth:`modify_head_grad`."""
+
+    head = "shared"
+    min_modalities = 2
+    ghost_steps: bool = False
+
+    def head_config(self) -> dict[str, Any]:
+        return {"name": "shared"}
+
+    def training_step(self, batch: Batch, epoch: int) -> StepResult:
+        model, label = self.model, batch.label
+        feats = model.encode(batch.inputs)
+        logs = self.diagnose(model, model.outputs(feats), label)
+        self.before_half_steps(feats, batch)
+        losses, half_logs = [], []
+        for i, m in enumerate(model.modalities):
+            if self.ghost_steps and i > 0:  # the ghost step moved this encoder in place: forward it again
+                feats[m] = model.encoders[m](batch.inputs[m])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model.head.unimodal(m, feats[m]), label)
+            loss.backward()
+            half_logs.append(self.modify_head_grad(m, feats, batch))
+            if self.ghost_steps:
+                self._zero_fill_grads()
+            self.optimizer.step()
+            self.after_half_step(m, i, feats, batch)
+            losses.append(loss.detach())
+        for k in half_logs[0]:  # half-step logs are averaged over the modalities
+            logs[k] = torch.stack([h[k] for h in half_logs]).mean()
+        return StepResult(torch.stack(losses).mean(), logs)
+
+    def _zero_fill_grads(self) -> None:
+        for p in self.model.parameters():
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+
+    # -- hooks for subclasses -----------------------------------------------------------------------
+    def before_half_steps(self, feats: Mapping[str, Tensor], batch: Batch) -> None:
+        """Called once per batch after encoding, before the first half-step."""
+
+    def modify_head_grad(self, modality: str, feats: Mapping[str, Tensor], batch: Batch) -> dict[str, Tensor]:
+        """Change the shared head's ``.grad`` for ``modality``'s half-step; return logs (0-d tensors with the
+        same keys at every half-step; they are averaged over the batch's half-steps)."""
+        return {}
+
+    def after_half_step(self, modality: str, position: int, feats: dict[str, Tensor], batch: Batch) -> None:
+        """Called after ``modality``'s optimizer step."""
+
+    def predict(self, out: ModelOutput) -> Tensor:
+        return out.logits
+
+
+def check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is invalid; expected one of: {', '.join(choices)}")

@@ -1,0 +1,56 @@
+"""The gradient-conflict diagnostic every strategy can log (the papers' Figure 1).
+
+On the head parameters ``H``, with features detached (so only the cheap head graph is differentiated):
+
+* ``grad_cosine`` — the mean over modality pairs of ``cos(∇_H CE_m, ∇_H CE_m')``, where ``CE_m`` is the
+  loss of modality ``m``'s own logits. Negative values mean the modalities pull the shared head in
+  conflicting directions. With a ``shared`` head this is the conflict MLA and GAAL act on; with a
+  ``concat`` head the modalities' weight slices are disjoint, so only the bias overlaps.
+* ``grad_cosine_fused_<m>`` — ``cos(∇_H CE_m, ∇_H CE_fused)``: how well modality ``m``'s own gradient
+  agrees with the multimodal gradient (GAAL, Fig. 1a).
+
+Nothing is logged for heads without shared parameters (``sum``): there, modalities share no head weight.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmbalance.grad import cosine, flatten, gradients_of
+from mmbalance.models import MultimodalModel
+from mmbalance.types import ModelOutput
+
+
+@torch.enable_grad()
+def head_gradient_cosines(model: MultimodalModel, out: ModelOutput, label: Tensor) -> dict[str, Tensor]:
+    """The diagnostic above for one batch; an empty dict when it is undefined."""
+    shared = model.shared_parameters()
+    if len(out.features) < 2 or not shared:
+        return {}
+    params = model.head_parameters()
+    feats = {m: f.detach() for m, f in out.features.items()}
+    grads = {
+        m: flatten(gradients_of(F.cross_entropy(model.head.unimodal(m, f), label), params), params)
+        for m, f in feats.items()
+    }
+    fused = flatten(gradients_of(F.cross_entropy(model.head(feats), label), params), params)
+    pairs = [cosine(grads[a], grads[b]) for a, b in combinations(grads, 2)]
+    logs = {"grad_cosine": torch.stack(pairs).mean()}
+    logs.update({f"grad_cosine_fused_{m}": cosine(g, fused) for m, g in grads.items()})
+    return {k: v.detach() for k, v in logs.items()}
+
+
+class Diagnosed:
+    """Mixin: ``self.diagnose(out, label)`` computes the diagnostic on every ``diagnostics_every``-th call."""
+
+    diagnostics_every: int = 4
+
+    def diagnose(self, model: MultimodalModel, out: ModelOutput, label: Tensor) -> dict[str, Tensor]:
+        self._diag_calls = getattr(self, "_diag_calls", 0) + 1
+        if (self._diag_calls - 1) % self.diagnostics_every:
+            return {}
+        return head_gradient_cosines(model, out, label)

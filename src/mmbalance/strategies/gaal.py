@@ -1,0 +1,119 @@
+"""GAAL: gradient-aligned alternating learning (Huang & Yang, ICME 2026, arXiv 2604.01579)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmbalance.errors import check_range
+from mmbalance.grad import (
+    conflicts,
+    cosine,
+    flatten,
+    gradients_of,
+    project_to_cone,
+    unflatten,
+    write_grads_,
+)
+from mmbalance.strategies.alternating import Alternating, check_choice
+from mmbalance.strategies.registry import STRATEGIES
+from mmbalance.types import Batch
+
+
+def hard_sample_loss(logits: Tensor, label: Tensor, ratio: float) -> Tensor:
+    """Cross-entropy over the ``k = max(1, floor(ratio·B))`` samples of highest predictive entropy.
+
+    >>> logits = torch.tensor([[5.0, 0.0], [0.1, 0.0], [0.0, 0.9]])  # row 1 is the least certain
+    >>> label = torch.tensor([0, 1, 1])
+    >>> torch.allclose(hard_sample_loss(logits, label, 0.5), F.cross_entropy(logits[1:2], label[1:2]))
+    True
+    """
+    k = max(1, int(ratio * logits.shape[0]))
+    logp = torch.log_softmax(logits, dim=1)
+    entropy = -(logp.exp() * logp).sum(1)
+    hard = entropy.topk(k).indices
+    return F.cross_entropy(logits[hard], label[hard])
+
+
+@STRATEGIES.register("gaal")
+class GAAL(Alternating):
+    """Alternating learning through a shared classifier with uncertainty-based gradient surgery.
+
+    Each mini-batch, modalities take turns. For modality ``m``'s half-step, the reference is the shared
+    head's gradient of the cross-entropy over the *other* modalities' hardest samples (the ``ratio``
+    fraction with the highest predictive entropy; ``ratios`` sets it per modality, the paper's λ^I, λ^T).
+    If ``m``'s head gradient ``g`` conflicts with a reference (``<g, r> < 0``), it is replaced by the
+    projection onto the cone of the references, ``g + Rᵀv`` with ``v`` the solution of GEM's dual QP
+    with lower bound ``margin`` (ε) and ridge ``eps`` (δ) — a closed form for one reference. The
+    encoder's gradient is not modified. Fusion at test time averages the shared head's logits.
+
+    Options: ``ref_features="fresh"`` recomputes the features of a modality after its update (under
+    ``no_grad``) before they serve as a reference, as the released code's re-forward does;
+    ``"stale"`` reuses the pre-update features (one encoder forward less). ``ghost_steps=True``
+    reproduces the released code under torch 1.x: idle encoders hold zero gradients, so the optimizer
+    still applies weight decay and momentum to them at every half-step (the paper draws them frozen).
+
+    Deviations from the released code: the reference gradient is taken on the head only (the released
+    code back-propagates it through the other encoder and discards it); the projection is the exact closed
+    form on the device instead of a CPU QP solver; λ, ε and δ are configurable (hard-coded there);
+    training data are shuffled; 3+ modalities use every other modality as a reference.
+    """
+
+    name = "gaal"
+
+    def __init__(
+        self,
+        ratio: float = 0.5,
+        ratios: Mapping[str, float] | None = None,
+        margin: float = 0.75,
+        eps: float = 1e-3,
+        ref_features: str = "fresh",
+        ghost_steps: bool = False,
+    ) -> None:
+        self.ratio = ratio
+        self.ratios = ratios
+        self.margin = margin
+        self.eps = eps
+        self.ref_features = ref_features
+        self.ghost_steps = ghost_steps
+
+    def setup(self, model: Any, optimizer: Any, make_optimizer: Any) -> None:
+        super().setup(model, optimizer, make_optimizer)
+        check_choice("ref_features", self.ref_features, ("fresh", "stale"))
+        check_range("margin", self.margin, 0.0)
+        check_range("eps", self.eps, 0.0)
+        for m in model.modalities:
+            check_range(f"ratio of {m}", self.ratio_of(m), 0.0, 1.0)
+
+    def ratio_of(self, modality: str) -> float:
+        return float((self.ratios or {}).get(modality, self.ratio))
+
+    def before_half_steps(self, feats: Mapping[str, Tensor], batch: Batch) -> None:
+        self._ref_feats = {m: f.detach() for m, f in feats.items()}
+
+    def _reference(self, modality: str, label: Tensor) -> Tensor:
+        head = self.model.head_parameters()
+        loss = hard_sample_loss(
+            self.model.head.unimodal(modality, self._ref_feats[modality]), label, self.ratio_of(modality)
+        )
+        return flatten(gradients_of(loss, head), head)
+
+    def modify_head_grad(self, modality: str, feats: Mapping[str, Tensor], batch: Batch) -> dict[str, Tensor]:
+        head = self.model.head_parameters()
+        others = [m for m in self.model.modalities if m != modality]
+        with torch.enable_grad():
+            refs = torch.stack([self._reference(m, batch.label) for m in others])
+        g = flatten([p.grad for p in head], head)
+        fired = torch.stack([conflicts(g, r) for r in refs]).any()
+        write_grads_(head, unflatten(project_to_cone(g, refs, self.margin, self.eps), head))
+        return {"surgery_rate": fired.float(), "grad_cosine_ref": cosine(g, refs.mean(0))}
+
+    def after_half_step(self, modality: str, position: int, feats: dict[str, Tensor], batch: Batch) -> None:
+        last = position == len(self.model.modalities) - 1
+        if self.ref_features == "fresh" and not last:
+            with torch.no_grad():
+                self._ref_feats[modality] = self.model.encoders[modality](batch.inputs[modality])
