@@ -2,7 +2,8 @@
 
 Layout of the report directory: ``runs/<dataset>/<label>/seed<k>/`` (standard run directories; a run
 with ``metrics.json`` is finished and skipped on re-run), ``results.csv`` (one row per run),
-``summary.csv`` and ``summary.md`` (mean ± std over seeds).
+``summary.csv`` and ``summary.md`` (mean ± std over seeds) and ``report.html`` (:mod:`mmbalance.report`).
+The ``sweep`` (:mod:`mmbalance.sweep`) and ``plot`` (:mod:`mmbalance.report`) commands register here too.
 """
 
 from __future__ import annotations
@@ -119,6 +120,8 @@ def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         keys = [k for k in rs[0] if k in SUMMARY_FIELDS or (k.startswith("test_") and k.endswith("_acc"))]
         for k in dict.fromkeys(keys):
             vals = [float(r[k]) for r in rs if r.get(k) not in (None, "")]
+            if not vals:  # e.g. another modality's accuracy in a unimodal run read back from results.csv
+                continue
             entry[f"{k}_mean"] = statistics.fmean(vals)
             entry[f"{k}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
         out.append(entry)
@@ -201,11 +204,14 @@ def _write_report(
 ) -> None:
     try:
         from mmbalance.report import write_report
-    except ImportError as exc:  # matplotlib is an optional extra
+
+        path = write_report(root, rows, summary)
+    except ImportError as exc:  # matplotlib is an optional extra, imported when the figures are drawn
         if not quiet:
             print(f"mmbalance: report.html skipped ({exc}); pip install 'mmbalance[report]'", file=sys.stderr)
         return
-    write_report(root, rows, summary)
+    if not quiet:
+        print(f"report: {path}", file=sys.stderr)
 
 
 def add_compare_commands(sub: Any) -> None:
@@ -218,3 +224,9 @@ def add_compare_commands(sub: Any) -> None:
     cmp.add_argument("--quiet", action="store_true")
     cmp.add_argument("overrides", nargs="*", help="KEY=VALUE applied to every run")
     cmp.set_defaults(func=cmd_compare)
+
+    from mmbalance.report import add_plot_command
+    from mmbalance.sweep import add_sweep_command
+
+    add_sweep_command(sub)
+    add_plot_command(sub)

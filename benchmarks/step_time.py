@@ -1,0 +1,127 @@
+"""Median training-step time of every registered strategy against ``joint``, in one process.
+
+    python -m benchmarks.step_time [--json PATH] [--steps N] [--device cpu]
+
+All strategies run on copies of one model (a small CNN for a 1x28x28 image and an MLP for 129 tabular
+features, as on mfeat/avdigits) and on the same batches. Steps are interleaved round-robin after a
+warm-up, so machine noise hits every method alike; the ratio is median(step) / median(joint step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from mmbalance.data import BatchLoader, MultimodalDataset
+from mmbalance.models import build_model
+from mmbalance.strategies import Strategy, build_strategy, list_strategies
+
+# Variants measured beside each strategy's defaults (label -> (method, kwargs)).
+VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
+    "gaal (stale)": ("gaal", {"ref_features": "stale"}),
+    "gaal (released ghost steps)": ("gaal", {"ghost_steps": True}),
+    "igm (batch alternation)": ("igm", {"schedule": "batch"}),
+}
+REQUIRED: dict[str, dict[str, object]] = {"unimodal": {"modality": "image"}}
+
+
+def make_dataset(n: int, seed: int = 0) -> MultimodalDataset:
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 10, (n,), generator=g)
+    return MultimodalDataset(
+        name="bench",
+        inputs={"image": torch.rand(n, 1, 28, 28, generator=g), "tabular": torch.randn(n, 129, generator=g)},
+        labels=labels,
+        num_classes=10,
+        default_encoders={"image": {"name": "cnn"}, "tabular": {"name": "mlp"}},
+    )
+
+
+def setups(device: torch.device, batch_size: int) -> dict[str, tuple[Strategy, BatchLoader]]:
+    ds = make_dataset(batch_size * 8)
+    ds.inputs = {m: x.to(device) for m, x in ds.inputs.items()}
+    ds.labels = ds.labels.to(device)
+    plans = {name: (name, REQUIRED.get(name, {})) for name in list_strategies()}
+    plans.update({k: v for k, v in VARIANTS.items() if v[0] in plans})
+    out = {}
+    for label, (method, kwargs) in plans.items():
+        torch.manual_seed(0)
+        strategy = build_strategy(method, **kwargs)
+        mods = strategy.modalities(ds.modalities)
+        model = build_model(
+            {m: ds.default_encoders[m] for m in mods},
+            {m: ds.input_shape(m) for m in mods},
+            10,
+            strategy.head_config(),
+        ).to(device)
+        make: Callable[[], torch.optim.Optimizer] = lambda model=model: torch.optim.Adam(  # noqa: E731
+            model.parameters(), lr=1e-3
+        )
+        strategy.setup(model, make(), make)
+        loader = BatchLoader(ds, torch.arange(len(ds), device=device), batch_size, shuffle=False)
+        model.train()
+        strategy.on_epoch_start(0, loader)
+        out[label] = (strategy, loader)
+    return out
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(device: torch.device, steps: int, warmup: int, batch_size: int) -> dict[str, float]:
+    runs = setups(device, batch_size)
+    batches = {k: list(loader) for k, (_, loader) in runs.items()}
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    for i in range(warmup + steps):
+        for label, (strategy, _) in runs.items():
+            batch = copy.copy(batches[label][i % len(batches[label])])
+            _sync(device)
+            start = time.perf_counter()
+            strategy.training_step(batch, 0)
+            _sync(device)
+            if i >= warmup:
+                times[label].append(time.perf_counter() - start)
+    return {k: statistics.median(v) * 1000 for k, v in times.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--json", help="write {'device', 'results': {method: {step_ms, ratio}}} here")
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    ms = measure(device, args.steps, args.warmup, args.batch_size)
+    results = {k: {"step_ms": round(v, 3), "ratio": round(v / ms["joint"], 3)} for k, v in ms.items()}
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"cpu ({torch.get_num_threads()} threads)"
+    )
+    print(
+        f"device: {name}; median of {args.steps} interleaved steps after {args.warmup} warm-up, "
+        f"batch {args.batch_size}"
+    )
+    print(f"{'method':<30} {'step ms':>9} {'x joint':>8}")
+    for k, r in sorted(results.items(), key=lambda kv: kv[1]["ratio"]):
+        print(f"{k:<30} {r['step_ms']:>9.2f} {r['ratio']:>8.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"device": name, "results": results}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

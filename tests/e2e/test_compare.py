@@ -1,0 +1,190 @@
+"""``mmbalance compare``, ``sweep`` and ``plot`` end to end on tiny synthetic runs."""
+
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from mmbalance.cli import main
+
+pytest.importorskip("matplotlib")
+
+TINY = ["dataset__n_samples=120", "data__batch_size=16", "model__feature_dim=8", "train__device=cpu"]
+LABELS = ["unimodal-a", "unimodal-b", "joint"]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+class TagBalance(HTMLParser):
+    """Records end tags that do not close the innermost open element (void elements aside)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag not in {"meta", "img", "br", "hr", "link", "input", "wbr"}:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.stack or self.stack.pop() != tag:
+            self.errors.append(tag)
+
+
+def check_report(text: str) -> None:
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", text, re.I)
+    assert "<script" not in text.lower() and "data:image/png;base64," in text
+    assert all(label in text for label in LABELS)
+    parser = TagBalance()
+    parser.feed(text)
+    parser.close()
+    assert parser.errors == [] and parser.stack == []
+
+
+def compare(out: Path, *extra: str) -> int:
+    args = ["compare", "--datasets", "synthetic", "--methods", "unimodal,joint", "--seeds", "1"]
+    return main([*args, "--epochs", "2", "--out", str(out), *extra, *TINY])
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def mtimes(root: Path) -> dict[str, int]:
+    return {
+        str(p.relative_to(root)): p.stat().st_mtime_ns for p in sorted(root.glob("runs/*/*/*/metrics.json"))
+    }
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cmp") / "report"
+    assert compare(out, "--quiet") == 0
+    return out
+
+
+@pytest.fixture
+def copy(finished: Path, tmp_path: Path) -> Path:
+    """A private copy of the finished report (copytree keeps the mtimes)."""
+    return Path(shutil.copytree(finished, tmp_path / "report"))
+
+
+def test_compare_writes_every_output(finished: Path) -> None:
+    results = read_csv(finished / "results.csv")
+    assert [r["method"] for r in results] == LABELS  # unimodal expands to one row per modality
+    assert {r["dataset"] for r in results} == {"synthetic"} and {r["seed"] for r in results} == {"0"}
+    assert results[0]["test_a_acc"] and not results[0]["test_b_acc"]
+    assert results[2]["test_a_acc"] and results[2]["test_b_acc"]
+    summary = read_csv(finished / "summary.csv")
+    assert [r["method"] for r in summary] == LABELS and all(
+        0 <= float(r["test_acc_mean"]) <= 1 for r in summary
+    )
+    md = (finished / "summary.md").read_text()
+    for label in LABELS:
+        assert sum(line.startswith(f"| synthetic | {label} |") for line in md.splitlines()) == 1
+    check_report((finished / "report.html").read_text())
+    for label in LABELS:
+        run = finished / "runs" / "synthetic" / label / "seed0"
+        assert {"config.yaml", "split.json", "history.csv", "metrics.json", "best.pt"} <= {
+            p.name for p in run.iterdir()
+        }
+
+
+def test_rerun_skips_finished_runs(copy: Path, finished: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = mtimes(copy)
+    assert len(before) == 3
+    assert compare(copy) == 0
+    err = capsys.readouterr().err
+    assert err.count("done, skipped") == 3 and "training" not in err
+    assert mtimes(copy) == before
+    assert read_csv(copy / "results.csv") == read_csv(finished / "results.csv")
+
+
+def test_killed_compare_resumes_only_the_missing_run(copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    results = read_csv(copy / "results.csv")
+    lost = copy / "runs" / "synthetic" / "unimodal-b" / "seed0" / "metrics.json"
+    lost.unlink()
+    before = mtimes(copy)
+    assert compare(copy) == 0
+    err = capsys.readouterr().err
+    assert err.count("done, skipped") == 2
+    assert [line for line in err.splitlines() if line.endswith(": training")] == [
+        "[2/3] synthetic unimodal-b seed 0: training"
+    ]
+    assert lost.exists() and {k: v for k, v in mtimes(copy).items() if k in before} == before
+    again = read_csv(copy / "results.csv")
+    for row in (*results, *again):
+        row.pop("train_seconds")
+    assert again == results  # same config and seed: same metrics
+
+
+def test_sweep_writes_csv_and_figure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "sweep"
+    args = ["sweep", "--dataset", "synthetic", "--method", "joint", "--param", "optim__lr=0.001,0.01"]
+    assert main([*args, "--seeds", "1", "--epochs", "2", "--out", str(out), "--quiet", *TINY]) == 0
+    rows = read_csv(out / "sweep.csv")
+    assert [(r["param"], r["value"], r["seeds"]) for r in rows] == [
+        ("optim__lr", "0.001", "1"),
+        ("optim__lr", "0.01", "1"),
+    ]
+    assert {
+        "test_acc_mean",
+        "test_acc_std",
+        "test_macro_f1_mean",
+        "test_a_acc_mean",
+        "test_b_acc_std",
+    } <= set(rows[0])
+    assert (out / "sweep.png").read_bytes().startswith(PNG)
+    assert (out / "runs" / "optim__lr=0.01" / "seed0" / "metrics.json").exists()
+    assert "| optim__lr | seeds | test acc % |" in capsys.readouterr().out
+
+
+def test_plot_writes_a_png(finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = finished / "runs" / "synthetic" / "joint" / "seed0"
+    target = tmp_path / "new" / "c.png"
+    assert main(["plot", str(run), "--out", str(target)]) == 0
+    assert capsys.readouterr().out.strip() == str(target)
+    assert target.read_bytes().startswith(PNG)
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["compare", "--datasets", "synthetic", "--methods", "joint,nope"], "unknown method 'nope'"),
+        (["sweep", "--dataset", "synthetic", "--param", "strategy__nope=1,2"], "'nope'"),
+        (["sweep", "--dataset", "synthetic", "--param", "nosection__x=1"], "'nosection'"),
+        (["sweep", "--dataset", "synthetic", "--param", "optim__lr"], "expected KEY=V1,V2"),
+        (["sweep", "--dataset", "synthetic", "--param", "train__seed=1,2"], "use --seeds"),
+    ],
+)
+def test_user_errors_are_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], fragment: str
+) -> None:
+    out = tmp_path / "o"
+    assert main([*args, "--seeds", "1", "--epochs", "1", "--out", str(out), *TINY]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0] and lines[0].startswith("mmbalance: error:")
+    assert not (out / "runs").exists()
+
+
+def test_plot_of_a_non_run_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plot", str(tmp_path)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "has no history.csv" in lines[0]
+
+
+def test_summary_of_rows_read_back_from_csv_skips_empty_cells() -> None:
+    from mmbalance.compare import summarize
+
+    rows = [
+        {"dataset": "d", "method": "unimodal-a", "test_acc": "0.5", "test_a_acc": "0.5", "test_b_acc": ""},
+        {"dataset": "d", "method": "unimodal-a", "test_acc": "0.7", "test_a_acc": "0.7", "test_b_acc": ""},
+    ]
+    (entry,) = summarize(rows)
+    assert entry["test_acc_mean"] == pytest.approx(0.6) and "test_b_acc_mean" not in entry
