@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -105,8 +106,9 @@ class IGM(Strategy):
             check_range(key, getattr(self, key), 0.0)
         check_range("flat_ratio", self.flat_ratio, 0.0, 1.0)
         check_range("stage_epochs", self.stage_epochs, 1)
-        if self.epoch_list is not None and (
-            len(self.epoch_list) == 0 or any(int(n) != n or n < 1 for n in self.epoch_list)
+        lengths = self.epoch_list
+        if lengths is not None and (
+            len(lengths) == 0 or any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in lengths)
         ):
             raise ConfigError(
                 f"igm epoch_list={self.epoch_list!r}; expected a non-empty list of integers >= 1"
@@ -126,6 +128,7 @@ class IGM(Strategy):
         self.projectors_: dict[str, dict[int, Tensor]] = {}
         self.best_state_: dict[str, Tensor] | None = None
         self.best_score_: float = float("-inf")
+        self._rng = np.random.default_rng(torch.initial_seed())  # mixup draws; saved as ``rng_``
 
     def _stage_modality(self, stage: int) -> str:
         mods = self.model.modalities
@@ -185,7 +188,7 @@ class IGM(Strategy):
     def training_step(self, batch: Batch, epoch: int) -> StepResult:
         m = self._modality_for_step()
         params = self._params[m]
-        x, y_perm, lam = mixup(batch.inputs[m], batch.label, self.mixup_alpha)
+        x, y_perm, lam = mixup(batch.inputs[m], batch.label, self.mixup_alpha, self._rng)
         tilt = self.flat_ratio if self.sam_mode == "released" else 0.0
 
         def loss_fn() -> Tensor:
@@ -207,9 +210,9 @@ class IGM(Strategy):
         self, m: str, loss_fn: Callable[[], Tensor], params: list[Tensor], grads: list[Tensor]
     ) -> list[Tensor]:
         """``(1-β)·∇L(θ) + β·∇L(θ+ε)`` with ``ε = ρ∇L/‖∇L‖`` (global norm); θ and BN statistics restored."""
-        with frozen_bn_stats(self.model.encoders[m]), frozen_bn_stats(self.model.head):
-            with perturbed(params, grads, self.rho):
-                sharp = gradients_of(loss_fn(), params)
+        encoder, head = self.model.encoders[m], self.model.head
+        with frozen_bn_stats(encoder), frozen_bn_stats(head), perturbed(params, grads, self.rho):
+            sharp = gradients_of(loss_fn(), params)
         return [torch.lerp(g, s, self.flat_ratio) for g, s in zip(grads, sharp, strict=True)]
 
     def _project(self, m: str) -> dict[str, Tensor]:
@@ -233,6 +236,18 @@ class IGM(Strategy):
 
     # -- inference ----------------------------------------------------------------------------------
     def predict(self, out: ModelOutput) -> Tensor:
-        """``log(mean_m softmax(z_m))``: the softmax of the result is the mean of the modality probabilities."""
+        """``log(mean_m softmax(z_m))``: its softmax is the mean of the modalities' probabilities."""
         logp = torch.stack([F.log_softmax(z, dim=-1) for z in out.unimodal_logits.values()])
         return torch.logsumexp(logp, dim=0) - math.log(logp.shape[0])
+
+    # -- state --------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Learned state: stage, active modality, step, projectors, best checkpoint and the mixup RNG."""
+        return {**super().state_dict(), "rng_": self._rng.bit_generator.state}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        state = dict(state)
+        rng = state.pop("rng_", None)
+        super().load_state_dict(state)
+        if rng is not None:
+            self._rng.bit_generator.state = rng
