@@ -35,7 +35,7 @@ class Alternating(Diagnosed, Strategy):
     def training_step(self, batch: Batch, epoch: int) -> StepResult:
         model, label = self.model, batch.label
         feats = model.encode(batch.inputs)
-        logs = self.diagnose(model, model.outputs(feats), label)
+        logs = self.diagnose(model, feats, label)
         self.before_half_steps(feats, batch)
         losses, half_logs = [], []
         for i, m in enumerate(model.modalities):

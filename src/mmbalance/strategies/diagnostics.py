@@ -14,6 +14,7 @@ Nothing is logged for heads without shared parameters (``sum``): there, modaliti
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from itertools import combinations
 
 import torch
@@ -22,17 +23,18 @@ from torch import Tensor
 
 from mmbalance.grad import cosine, flatten, gradients_of
 from mmbalance.models import MultimodalModel
-from mmbalance.types import ModelOutput
 
 
 @torch.enable_grad()
-def head_gradient_cosines(model: MultimodalModel, out: ModelOutput, label: Tensor) -> dict[str, Tensor]:
-    """The diagnostic above for one batch; an empty dict when it is undefined."""
+def head_gradient_cosines(
+    model: MultimodalModel, features: Mapping[str, Tensor], label: Tensor
+) -> dict[str, Tensor]:
+    """The diagnostic above for one batch's features; an empty dict when it is undefined."""
     shared = model.shared_parameters()
-    if len(out.features) < 2 or not shared:
+    if len(features) < 2 or not shared:
         return {}
     params = model.head_parameters()
-    feats = {m: f.detach() for m, f in out.features.items()}
+    feats = {m: f.detach() for m, f in features.items()}
     grads = {
         m: flatten(gradients_of(F.cross_entropy(model.head.unimodal(m, f), label), params), params)
         for m, f in feats.items()
@@ -45,12 +47,15 @@ def head_gradient_cosines(model: MultimodalModel, out: ModelOutput, label: Tenso
 
 
 class Diagnosed:
-    """Mixin: ``self.diagnose(out, label)`` computes the diagnostic on every ``diagnostics_every``-th call."""
+    """Mixin: ``self.diagnose(model, features, label)`` computes the diagnostic on every
+    ``diagnostics_every``-th call (and nothing on the others)."""
 
     diagnostics_every: int = 4
 
-    def diagnose(self, model: MultimodalModel, out: ModelOutput, label: Tensor) -> dict[str, Tensor]:
+    def diagnose(
+        self, model: MultimodalModel, features: Mapping[str, Tensor], label: Tensor
+    ) -> dict[str, Tensor]:
         self._diag_calls = getattr(self, "_diag_calls", 0) + 1
         if (self._diag_calls - 1) % self.diagnostics_every:
             return {}
-        return head_gradient_cosines(model, out, label)
+        return head_gradient_cosines(model, features, label)

@@ -28,7 +28,7 @@ class Joint(Diagnosed, Strategy):
         self.head = head
 
     def modify_gradients(self, out: ModelOutput, batch: Batch, epoch: int) -> dict[str, Tensor]:
-        return self.diagnose(self.model, out, batch.label)
+        return self.diagnose(self.model, out.features, batch.label)
 
 
 @STRATEGIES.register("unimodal")

@@ -54,3 +54,14 @@ def test_parameter_groups_partition_the_model(head: str) -> None:
 def test_cnn_rejects_flat_input_shape() -> None:
     with pytest.raises(ConfigError, match="channels, height, width"):
         build_model({"a": {"name": "cnn"}}, {"a": (7,)}, 3, {"name": "concat"})
+
+
+def test_cnn_memory_layout_does_not_change_the_function() -> None:
+    from mmbalance.models import build_encoder
+
+    torch.manual_seed(0)
+    a = build_encoder("cnn", (1, 16, 15), 6, channels=(4, 8), channels_last=True)
+    b = build_encoder("cnn", (1, 16, 15), 6, channels=(4, 8), channels_last=False)
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(3, 1, 16, 15)
+    torch.testing.assert_close(a(x), b(x), rtol=1e-5, atol=1e-6)
