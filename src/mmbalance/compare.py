@@ -13,6 +13,7 @@ import csv
 import json
 import statistics
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,6 +182,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     if args.seeds < 1 or args.epochs < 1:
         raise ConfigError(f"--seeds={args.seeds} and --epochs={args.epochs} must be positive integers")
+    started = time.perf_counter()
     root = Path(args.out)
     root.mkdir(parents=True, exist_ok=True)
     specs = plan(_split_list(args.datasets), _split_list(args.methods), range(args.seeds), args.overrides)
@@ -195,6 +197,27 @@ def cmd_compare(args: argparse.Namespace) -> int:
         f"test accuracy, mean ± std over seeds.\n\n{table}\n"
     )
     _write_report(root, rows, summary, args.quiet)
+    if args.results_md:
+        from mmbalance import results_doc
+
+        argv = [
+            "compare",
+            "--datasets",
+            args.datasets,
+            "--methods",
+            args.methods,
+            "--seeds",
+            str(args.seeds),
+            "--epochs",
+            str(args.epochs),
+            "--out",
+            args.out,
+            "--results-md",
+            args.results_md,
+            *args.overrides,
+        ]
+        block = results_doc.generated_block(argv, table, time.perf_counter() - started)
+        results_doc.update(Path(args.results_md), block)
     print(table)
     return 0
 
@@ -222,6 +245,9 @@ def add_compare_commands(sub: Any) -> None:
     cmp.add_argument("--epochs", type=int, default=30)
     cmp.add_argument("--out", required=True, help="report directory")
     cmp.add_argument("--quiet", action="store_true")
+    cmp.add_argument(
+        "--results-md", help="also write the table, command, machine and date into this markdown file"
+    )
     cmp.add_argument("overrides", nargs="*", help="KEY=VALUE applied to every run")
     cmp.set_defaults(func=cmd_compare)
 

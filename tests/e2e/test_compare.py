@@ -188,3 +188,15 @@ def test_summary_of_rows_read_back_from_csv_skips_empty_cells() -> None:
     ]
     (entry,) = summarize(rows)
     assert entry["test_acc_mean"] == pytest.approx(0.6) and "test_b_acc_mean" not in entry
+
+
+def test_results_md_keeps_the_reading_around_the_generated_block(copy: Path) -> None:
+    from mmbalance.results_doc import BEGIN, END
+
+    doc = copy / "RESULTS.md"
+    doc.write_text(f"# Results\n\n{BEGIN}\nold\n{END}\n\nOur reading.\n")
+    assert compare(copy, "--quiet", "--results-md", str(doc)) == 0
+    text = doc.read_text()
+    assert text.startswith("# Results") and text.rstrip().endswith("Our reading.") and "old" not in text
+    assert "Command: `mmbalance compare --datasets synthetic" in text and "Machine: " in text
+    assert "| synthetic | joint |" in text
