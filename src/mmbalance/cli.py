@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import yaml
@@ -14,11 +14,13 @@ import yaml
 from mmbalance.errors import MMBalanceError
 
 
-def _show_progress(quiet: bool) -> bool:
+def show_progress(quiet: bool) -> bool:
+    """A progress bar only on an interactive terminal, never under CI or ``--quiet``."""
     return not quiet and sys.stderr.isatty() and not os.environ.get("CI")
 
 
-def _log(quiet: bool):
+def make_logger(quiet: bool) -> Callable[[str], None]:
+    """Status lines go to stderr (stdout carries the results), or nowhere with ``--quiet``."""
     return (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
 
 
@@ -50,7 +52,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg, overrides = _config_from_args(args)
     resolved = config.resolve(cfg, overrides)
-    metrics = train_run(resolved, args.out, progress=_show_progress(args.quiet), log=_log(args.quiet))
+    metrics = train_run(resolved, args.out, progress=show_progress(args.quiet), log=make_logger(args.quiet))
     print(format_run(metrics))
     return 0
 

@@ -35,7 +35,7 @@ class RunSpec:
         return root / "runs" / self.dataset / self.label / f"seed{self.seed}"
 
 
-def _split_list(text: str) -> list[str]:
+def split_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
@@ -129,7 +129,7 @@ def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _pm(entry: dict[str, Any], key: str, scale: float = 100.0, digits: int = 2) -> str:
+def mean_pm(entry: dict[str, Any], key: str, scale: float = 100.0, digits: int = 2) -> str:
     if f"{key}_mean" not in entry:
         return "–"
     if entry["seeds"] == 1:
@@ -157,11 +157,11 @@ def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
             e["dataset"],
             e["method"],
             str(e["seeds"]),
-            _pm(e, "test_acc"),
-            _pm(e, "test_macro_f1"),
-            _pm(e, "test_map"),
-            *[_pm(e, f"test_{m}_acc") for m in mods],
-            _pm(e, "train_seconds", 1.0, 1),
+            mean_pm(e, "test_acc"),
+            mean_pm(e, "test_macro_f1"),
+            mean_pm(e, "test_map"),
+            *[mean_pm(e, f"test_{m}_acc") for m in mods],
+            mean_pm(e, "train_seconds", 1.0, 1),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -178,15 +178,15 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from mmbalance.cli import _log, _show_progress
+    from mmbalance.cli import make_logger, show_progress
 
     if args.seeds < 1 or args.epochs < 1:
         raise ConfigError(f"--seeds={args.seeds} and --epochs={args.epochs} must be positive integers")
     started = time.perf_counter()
     root = Path(args.out)
     root.mkdir(parents=True, exist_ok=True)
-    specs = plan(_split_list(args.datasets), _split_list(args.methods), range(args.seeds), args.overrides)
-    rows = run_all(specs, root, args.epochs, _log(args.quiet), _show_progress(args.quiet))
+    specs = plan(split_list(args.datasets), split_list(args.methods), range(args.seeds), args.overrides)
+    rows = run_all(specs, root, args.epochs, make_logger(args.quiet), show_progress(args.quiet))
     summary = summarize(rows)
     write_csv(root / "results.csv", rows)
     write_csv(root / "summary.csv", summary)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mmbalance import config as config_mod
-from mmbalance.compare import RunSpec, _pm, _split_list, run_all, summarize, write_csv
+from mmbalance.compare import RunSpec, mean_pm, run_all, split_list, summarize, write_csv
 from mmbalance.errors import ConfigError
 
 RESERVED = {"train__seed": "--seeds", "train__epochs": "--epochs"}
@@ -37,7 +37,7 @@ def parse_param(text: str) -> tuple[str, list[str]]:
     """
     key, sep, values = text.partition("=")
     key = key.strip()
-    grid = list(dict.fromkeys(_split_list(values)))
+    grid = list(dict.fromkeys(split_list(values)))
     if not sep or not key or not grid:
         raise ConfigError(f"--param {text!r} is invalid; expected KEY=V1,V2,... e.g. strategy__margin=0,0.5")
     if key in RESERVED:
@@ -82,8 +82,8 @@ def sweep_table(rows: Sequence[dict[str, Any]]) -> str:
     head += [f"{m} acc %" for m in mods]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [str(r["value"]), str(r["seeds"]), _pm(r, "test_acc"), _pm(r, "test_macro_f1")]
-        cells += [_pm(r, f"test_{m}_acc") for m in mods]
+        cells = [str(r["value"]), str(r["seeds"]), mean_pm(r, "test_acc"), mean_pm(r, "test_macro_f1")]
+        cells += [mean_pm(r, f"test_{m}_acc") for m in mods]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -100,7 +100,7 @@ def write_sweep_figure(path: Path, key: str, rows: Sequence[dict[str, Any]]) -> 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run the grid x seeds, then write ``sweep.csv`` and ``sweep.png`` and print the table."""
-    from mmbalance.cli import _log, _show_progress
+    from mmbalance.cli import make_logger, show_progress
 
     if args.seeds < 1 or args.epochs < 1:
         raise ConfigError(f"--seeds={args.seeds} and --epochs={args.epochs} must be positive integers")
@@ -108,7 +108,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     specs = plan_sweep(args.dataset, args.method, key, grid, args.seeds, args.overrides)
     root = Path(args.out)
     root.mkdir(parents=True, exist_ok=True)
-    results = run_all(specs, root, args.epochs, _log(args.quiet), _show_progress(args.quiet))
+    results = run_all(specs, root, args.epochs, make_logger(args.quiet), show_progress(args.quiet))
     rows = sweep_rows(key, grid, summarize(results))
     write_csv(root / "sweep.csv", rows)
     try:
