@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import textwrap
 from typing import Any
 
 from mmbalance.data import DATASETS
@@ -35,13 +36,24 @@ def catalog() -> dict[str, dict[str, dict[str, Any]]]:
     }
 
 
-def format_catalog(cat: dict[str, dict[str, dict[str, Any]]]) -> str:
+def _first_sentence(text: str) -> str:
+    flat = " ".join(text.replace("``", "").split())
+    end = flat.find(". ")
+    return flat if end < 0 else flat[: end + 1]
+
+
+def format_catalog(cat: dict[str, dict[str, dict[str, Any]]], width: int = 100) -> str:
+    """Each component with its parameters (``name=default``) and the first sentence of its docstring."""
     lines = []
+    indent = " " * 15
     for section, entries in cat.items():
         lines.append(f"{section}:")
         for name, entry in entries.items():
-            params = ", ".join(f"{k}={v!r}" for k, v in entry["params"].items()) or "-"
-            lines.append(f"  {name:<12} {params}")
+            params = ", ".join(f"{k}={v!r}" for k, v in entry["params"].items()) or "(no parameters)"
+            lines.append(
+                textwrap.fill(params, width, initial_indent=f"  {name:<12} ", subsequent_indent=indent)
+            )
             if entry["summary"]:
-                lines.append(f"  {'':<12} {entry['summary'][:150]}")
+                summary = _first_sentence(entry["summary"])
+                lines.append(textwrap.fill(summary, width, initial_indent=indent, subsequent_indent=indent))
     return "\n".join(lines)

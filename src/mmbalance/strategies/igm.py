@@ -44,7 +44,9 @@ _CHOICES = {
 
 @STRATEGIES.register("igm")
 class IGM(Strategy):
-    """IGM (Yang et al., "Interactive Multimodal Learning via Flat Gradient Modification", IJCAI 2025,
+    """Alternating unimodal training with per-modality heads, flat gradient projection and SAM.
+
+    IGM (Yang et al., "Interactive Multimodal Learning via Flat Gradient Modification", IJCAI 2025,
     doi 10.24963/ijcai.2025/611): alternate unimodal training, each modality with its own MLP head; the
     active modality's head weight gradients are right-multiplied by a *flat projector*
     ``P = V diag(exp(-τ (λ-λmin)/(λmax-λmin))) Vᵀ`` of the previous modality's layer-input statistics
