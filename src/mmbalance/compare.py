@@ -9,7 +9,6 @@ The ``sweep`` (:mod:`mmbalance.sweep`) and ``plot`` (:mod:`mmbalance.report`) co
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import statistics
 import sys
@@ -22,6 +21,7 @@ from typing import Any
 from mmbalance import config as config_mod
 from mmbalance.data import build_dataset
 from mmbalance.errors import ConfigError
+from mmbalance.experiment import write_csv
 
 
 @dataclass(frozen=True)
@@ -165,16 +165,6 @@ def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

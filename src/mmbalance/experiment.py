@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,14 +99,31 @@ def loaders(s: Setup) -> dict[str, BatchLoader]:
     }
 
 
-def write_history(path: Path, history: list[dict[str, float]]) -> None:
+def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Rows to CSV; the columns are the union of the rows' keys in first-seen order (missing: empty)."""
     keys: list[str] = []
-    for row in history:
+    for row in rows:
         keys += [k for k in row if k not in keys]
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=keys)
         writer.writeheader()
-        writer.writerows(history)
+        writer.writerows(rows)
+
+
+def make_trainer(s: Setup, epochs: int | None = None, **options: Any) -> Trainer:
+    """A :class:`Trainer` for a built setup, with the config's optimizer, scheduler and selection."""
+    cfg = s.config
+    options.setdefault("select_metric", cfg["train"]["select_metric"])
+    options.setdefault("patience", cfg["train"]["patience"])
+    return Trainer(
+        s.model,
+        s.strategy,
+        make_optimizer_factory(s.model, cfg["optim"]),
+        cfg["scheduler"],
+        s.device,
+        cfg["train"]["epochs"] if epochs is None else epochs,
+        **options,
+    )
 
 
 def train_run(
@@ -121,18 +138,7 @@ def train_run(
     (out / "config.yaml").write_text(config_mod.dump(cfg))
     (out / "split.json").write_text(json.dumps({k: v.tolist() for k, v in s.split.items()}))
     ld = loaders(s)
-    trainer = Trainer(
-        s.model,
-        s.strategy,
-        make_optimizer_factory(s.model, cfg["optim"]),
-        cfg["scheduler"],
-        s.device,
-        cfg["train"]["epochs"],
-        cfg["train"]["select_metric"],
-        cfg["train"]["patience"],
-        on_epoch=lambda t, st: _on_epoch(out, t, st),
-        progress=progress,
-    )
+    trainer = make_trainer(s, on_epoch=lambda t, st: _on_epoch(out, t, st), progress=progress)
     if (out / "last.pt").exists():
         trainer.restore(torch.load(out / "last.pt", weights_only=False))
         if log:
@@ -153,7 +159,7 @@ def _check_same_config(out: Path, cfg: Mapping[str, Any]) -> None:
 
 
 def _on_epoch(out: Path, trainer: Trainer, state: TrainState) -> None:
-    write_history(out / "history.csv", state.history)
+    write_csv(out / "history.csv", state.history)
     tmp = out / "last.pt.tmp"
     torch.save(trainer.checkpoint(), tmp)
     tmp.replace(out / "last.pt")  # atomic: a kill never leaves a half-written checkpoint

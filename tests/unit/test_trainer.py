@@ -59,15 +59,14 @@ class Recorder(Joint):
 
 
 def test_every_hook_is_reached() -> None:
-    from mmbalance.experiment import build, loaders, make_optimizer_factory
+    from mmbalance.experiment import build, loaders, make_trainer
 
     cfg = tiny_cfg("train__epochs=2")
     s = build(cfg)
     rec = Recorder()
     ld = loaders(s)
-    trainer = Trainer(
-        s.model, rec, make_optimizer_factory(s.model, cfg["optim"]), cfg["scheduler"], s.device, 2
-    )
+    s.strategy = rec
+    trainer = make_trainer(s, 2)
     state = trainer.fit(ld["train"], ld["val"])
     assert state.epoch == 2 and len(state.history) == 2
     for hook in ("setup", "on_epoch_start", "training_step", "on_epoch_end", "predict"):
@@ -135,19 +134,11 @@ def test_resume_refuses_another_config(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def test_patience_stops_early() -> None:
-    from mmbalance.experiment import build, loaders, make_optimizer_factory
+    from mmbalance.experiment import build, loaders, make_trainer
 
     cfg = tiny_cfg("optim__lr=0")
     s = build(cfg)
     ld = loaders(s)
-    trainer = Trainer(
-        s.model,
-        s.strategy,
-        make_optimizer_factory(s.model, cfg["optim"]),
-        cfg["scheduler"],
-        s.device,
-        10,
-        patience=2,
-    )
+    trainer = make_trainer(s, 10, patience=2)
     state = trainer.fit(ld["train"], ld["val"])
     assert state.epoch == 3 and state.best_epoch == 0
