@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from mmbalance.errors import MMBalanceError
+from mmbalance.errors import ConfigError, MMBalanceError
 
 
 def show_progress(quiet: bool) -> bool:
@@ -27,10 +27,15 @@ def make_logger(quiet: bool) -> Callable[[str], None]:
 def _config_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
     cfg: dict[str, Any] = {}
     if args.config:
-        with open(args.config) as f:
-            cfg = yaml.safe_load(f) or {}
+        try:
+            with open(args.config) as f:
+                cfg = yaml.safe_load(f) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(
+                f"--config {args.config}: cannot read it as YAML ({type(exc).__name__})"
+            ) from exc
         if not isinstance(cfg, dict):
-            raise MMBalanceError(f"--config {args.config} holds {type(cfg).__name__}; expected a mapping")
+            raise ConfigError(f"--config {args.config} holds {type(cfg).__name__}; expected a mapping")
     overrides = []
     if args.dataset:
         overrides.append(f"dataset__name={args.dataset}")
@@ -115,7 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # KEY=VALUE overrides may stand between options (`--method gaal strategy__ratio=0.3 --epochs 5`).
+    stray = [e for e in extra if e.startswith("-") or "=" not in e]
+    if stray or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     try:
         return int(args.func(args))
     except MMBalanceError as exc:

@@ -15,6 +15,7 @@ import yaml
 
 from mmbalance.data import DATASETS
 from mmbalance.errors import ConfigError, UnknownNameError, check_range
+from mmbalance.metrics import METRIC_NAMES
 from mmbalance.models import ENCODERS
 from mmbalance.strategies import STRATEGIES
 
@@ -29,7 +30,7 @@ DEFAULTS: dict[str, Any] = {
 }
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "step", "cosine")
-SELECT_METRICS = ("acc", "macro_f1", "map", "auroc")
+SELECT_METRICS = METRIC_NAMES
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -123,14 +124,20 @@ def _check_positive(cfg: Mapping[str, Any]) -> None:
             raise ConfigError(f"{key}={value!r} is invalid; expected a positive integer")
     if not isinstance(cfg["train"]["seed"], int):
         raise ConfigError(f"train.seed={cfg['train']['seed']!r} is invalid; expected an integer")
-    check_range("optim.lr", float(cfg["optim"]["lr"]), 0.0)
-    check_range("optim.weight_decay", float(cfg["optim"]["weight_decay"]), 0.0)
-    check_range("train.patience", float(cfg["train"]["patience"]), 0)
+    check_range("optim.lr", cfg["optim"]["lr"], 0.0)
+    check_range("optim.weight_decay", cfg["optim"]["weight_decay"], 0.0)
+    patience = cfg["train"]["patience"]
+    if not isinstance(patience, int) or isinstance(patience, bool) or patience < 0:
+        raise ConfigError(
+            f"train.patience={patience!r} is invalid; expected an integer >= 0 (0: no early stop)"
+        )
     split = cfg["data"]["split"]
     if not isinstance(split, list) or len(split) != 3:
         raise ConfigError(f"data.split={split!r} is invalid; expected [train, val, test] ratios")
     for name, ratio in zip(("train", "val", "test"), split, strict=True):
-        check_range(f"data.split {name} ratio", float(ratio), 0.0, 1.0)
+        check_range(f"data.split {name} ratio", ratio, 0.0, 1.0)
+        if ratio <= 0:
+            raise ConfigError(f"data.split {name} ratio={ratio!r} is invalid; every split needs a ratio > 0")
 
 
 def dump(cfg: Mapping[str, Any]) -> str:

@@ -24,11 +24,15 @@ class UnknownNameError(ConfigError, KeyError):
         return str(self.args[0])
 
 
+class TrainingDiverged(MMBalanceError, ArithmeticError):
+    """The training loss became NaN or infinite."""
+
+
 class MissingDataError(MMBalanceError, FileNotFoundError):
     """A dataset's files are not installed; the message says the command that installs them."""
 
 
-def check_range(name: str, value: float, low: float | None = None, high: float | None = None) -> None:
+def check_range(name: str, value: object, low: float | None = None, high: float | None = None) -> None:
     """Raise :class:`ConfigError` unless ``low <= value <= high`` (either bound may be ``None``).
 
     >>> check_range("ratio", 0.5, 0.0, 1.0)
@@ -36,7 +40,13 @@ def check_range(name: str, value: float, low: float | None = None, high: float |
     Traceback (most recent call last):
     ...
     mmbalance.errors.ConfigError: ratio=1.5 is out of range; expected a value in [0.0, 1.0]
+    >>> check_range("ratio", "abc", 0.0, 1.0)
+    Traceback (most recent call last):
+    ...
+    mmbalance.errors.ConfigError: ratio='abc' is invalid; expected a number
     """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name}={value!r} is invalid; expected a number")
     if (low is not None and value < low) or (high is not None and value > high):
         lo = "-inf" if low is None else low
         hi = "inf" if high is None else high

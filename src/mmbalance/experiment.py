@@ -39,7 +39,12 @@ class Setup:
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={name!r} but this torch build sees no CUDA device; use cpu or auto")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"train.device={name!r} but MPS is not available here; use cpu or auto")
+    return device
 
 
 def build(cfg: Mapping[str, Any], split: Mapping[str, list[int]] | None = None) -> Setup:
@@ -134,6 +139,10 @@ def train_run(
     out.mkdir(parents=True, exist_ok=True)
     cfg = config_mod.resolve(cfg)
     _check_same_config(out, cfg)
+    if (out / "metrics.json").exists():  # finished with this very config: nothing to do
+        if log:
+            log(f"{out} is finished; its metrics are reused (use a new --out to train again)")
+        return json.loads((out / "metrics.json").read_text())
     s = build(cfg)
     (out / "config.yaml").write_text(config_mod.dump(cfg))
     (out / "split.json").write_text(json.dumps({k: v.tolist() for k, v in s.split.items()}))
@@ -150,12 +159,14 @@ def train_run(
 
 
 def _check_same_config(out: Path, cfg: Mapping[str, Any]) -> None:
+    """Refuse to resume or overwrite a run directory that was written with another config."""
     old = out / "config.yaml"
-    if (out / "last.pt").exists() and old.exists():
+    started = (out / "last.pt").exists() or (out / "metrics.json").exists()
+    if started and old.exists():
         import yaml
 
         if yaml.safe_load(old.read_text()) != yaml.safe_load(config_mod.dump(cfg)):
-            raise ConfigError(f"{out} holds an unfinished run with another config; use a new --out directory")
+            raise ConfigError(f"{out} holds a run with another config; use a new --out directory")
 
 
 def _on_epoch(out: Path, trainer: Trainer, state: TrainState) -> None:
@@ -166,13 +177,20 @@ def _on_epoch(out: Path, trainer: Trainer, state: TrainState) -> None:
 
 
 def _finish(out: Path, s: Setup, state: TrainState, ld: Mapping[str, BatchLoader]) -> dict[str, Any]:
-    assert state.best_model is not None
+    assert state.best_model is not None and state.best_strategy is not None
     s.model.load_state_dict(state.best_model)
+    s.strategy.load_state_dict(state.best_strategy)
     val = evaluate(s.model, s.strategy, ld["val"], s.device)
     test = evaluate(s.model, s.strategy, ld["test"], s.device)  # the one read of the test split
-    torch.save(
-        {"config": s.config, "model": state.best_model, "strategy": s.strategy.state_dict()}, out / "best.pt"
-    )
+    best = {
+        "config": s.config,
+        "model": state.best_model,
+        "strategy": state.best_strategy,
+        "standardization": s.dataset.stats_,  # train-split mean and std: enough to predict on new data
+        "class_names": s.dataset.class_names,
+    }
+    torch.save(best, out / "best.pt")
+
     metrics = {
         "method": s.config["strategy"]["name"],
         "dataset": s.config["dataset"]["name"],
@@ -194,8 +212,8 @@ def evaluate_run(run_dir: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{run_dir} has no best.pt; expected the directory of a finished `mmbalance train`")
     ckpt = torch.load(run_dir / "best.pt", weights_only=False)
     s = build(ckpt["config"], json.loads((run_dir / "split.json").read_text()))
+    make_trainer(s)  # moves the model to the device and sets the strategy up, as in training
     s.model.load_state_dict(ckpt["model"])
-    s.model.to(s.device)
     s.strategy.load_state_dict(ckpt["strategy"])
     ld = loaders(s)
     return {k: evaluate(s.model, s.strategy, ld[k], s.device) for k in ("val", "test")}

@@ -17,6 +17,7 @@ from torch import Tensor
 from mmbalance.errors import ConfigError
 
 __all__ = [
+    "METRIC_NAMES",
     "MetricAccumulator",
     "accuracy",
     "auroc",
@@ -24,6 +25,10 @@ __all__ = [
     "macro_f1",
     "mean_average_precision",
 ]
+
+
+METRIC_NAMES = ("acc", "macro_f1", "map", "auroc")
+"""The keys of :func:`classification_metrics`, in order."""
 
 
 def _check_shapes(scores: Tensor, target: Tensor) -> None:

@@ -42,7 +42,7 @@ def generated_block(argv: Sequence[str], table: str, wall_seconds: float) -> str
         f"{BEGIN}\n\nCommand: `{command}`  \nMachine: {machine()}  \nDate: {today}; "
         f"wall time of this invocation: {wall_seconds / 60:.1f} min (finished runs are reused)\n\n"
         f"Fused test metrics and per-modality test accuracy, mean ± std over seeds (%); train s is the "
-        f"training time of one run.\n\n{table}\n\n{END}"
+        f"training time of one run, without the per-epoch validation.\n\n{table}\n\n{END}"
     )
 
 

@@ -8,6 +8,7 @@ killed run needs to resume (model, optimizer, scheduler, strategy state, RNG, hi
 from __future__ import annotations
 
 import copy
+import math
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -19,6 +20,7 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from mmbalance.errors import TrainingDiverged
 from mmbalance.metrics import MetricAccumulator
 from mmbalance.models import MultimodalModel
 from mmbalance.strategies import Strategy
@@ -66,6 +68,7 @@ class TrainState:
     best_epoch: int = -1
     best_score: float = float("-inf")
     best_model: dict[str, Any] | None = None
+    best_strategy: dict[str, Any] | None = None  # the strategy's learned state at the best epoch
     history: list[dict[str, float]] = field(default_factory=list)
     train_seconds: float = 0.0
     stale_epochs: int = 0
@@ -111,6 +114,7 @@ class Trainer:
             "state": self.state,
             "rng": {
                 "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                 "numpy": np.random.get_state(),
                 "python": random.getstate(),
             },
@@ -125,6 +129,8 @@ class Trainer:
             self.scheduler.load_state_dict(ckpt["scheduler"])
         self.state = ckpt["state"]
         torch.set_rng_state(ckpt["rng"]["torch"])
+        if ckpt["rng"].get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
         np.random.set_state(ckpt["rng"]["numpy"])
         random.setstate(ckpt["rng"]["python"])
 
@@ -152,36 +158,44 @@ class Trainer:
         # Each log is averaged over the steps that reported it; one host sync per key and epoch.
         return {k: float(v) / counts[k] for k, v in totals.items()}
 
+    def stopped_early(self) -> bool:
+        return bool(self.patience) and self.state.stale_epochs >= self.patience
+
     def fit(self, train_loader: Any, val_loader: Any) -> TrainState:
         bar = _progress(self.epochs, self.state.epoch, self.progress)
-        while self.state.epoch < self.epochs:
+        while self.state.epoch < self.epochs and not self.stopped_early():  # also right after a resume
             epoch, start = self.state.epoch, time.perf_counter()
             row = {"epoch": float(epoch), **self.train_epoch(train_loader, epoch)}
+            train_seconds = time.perf_counter() - start
+            if not math.isfinite(row["train_loss"]):
+                lr = self.strategy.optimizer.param_groups[0]["lr"]
+                raise TrainingDiverged(
+                    f"the training loss became {row['train_loss']} in epoch {epoch}; "
+                    f"try a lower learning rate than optim__lr={lr:g}"
+                )
             val = evaluate(self.model, self.strategy, val_loader, self.device)
-            seconds = time.perf_counter() - start
             row.update(flat_metrics("val", val))
             row["lr"] = float(self.strategy.optimizer.param_groups[0]["lr"])
-            row["seconds"] = seconds
+            row["train_seconds"], row["seconds"] = train_seconds, time.perf_counter() - start
             self.strategy.on_epoch_end(epoch, row)
-            self._record(row, val[self.select_metric], seconds)
+            self._record(row, val[self.select_metric], train_seconds)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(val_acc=f"{val['acc']:.3f}", best=self.state.best_epoch)
             if self.on_epoch is not None:
                 self.on_epoch(self, self.state)
-            if self.patience and self.state.stale_epochs >= self.patience:
-                break
         if bar is not None:
             bar.close()
         return self.state
 
-    def _record(self, row: dict[str, float], score: float, seconds: float) -> None:
+    def _record(self, row: dict[str, float], score: float, train_seconds: float) -> None:
         st = self.state
         st.history.append(row)
-        st.train_seconds += seconds
+        st.train_seconds += train_seconds
         if score > st.best_score:  # strictly better: ties keep the earlier epoch
             st.best_score, st.best_epoch, st.stale_epochs = score, st.epoch, 0
             st.best_model = copy.deepcopy(self.model.state_dict())
+            st.best_strategy = copy.deepcopy(self.strategy.state_dict())
         else:
             st.stale_epochs += 1
         st.epoch += 1

@@ -78,6 +78,7 @@ def test_best_epoch_is_chosen_on_validation() -> None:
     trainer = Trainer.__new__(Trainer)
     trainer.state = TrainState()
     trainer.model = torch.nn.Linear(1, 1)
+    trainer.strategy = Joint()
     for score in (0.5, 0.7, 0.7, 0.6):
         trainer._record({"x": 1.0}, score, 1.0)
     assert trainer.state.best_epoch == 1 and trainer.state.best_score == 0.7

@@ -79,7 +79,7 @@ def stratified_split(
     if len(ratios) != 3:
         raise ConfigError(f"split ratios={list(ratios)} must have 3 entries (train, val, test)")
     for name, r in zip(("train", "val", "test"), ratios, strict=True):
-        check_range(f"split ratio {name}", float(r), 0.0, 1.0)
+        check_range(f"split ratio {name}", r, 0.0, 1.0)
     if abs(sum(ratios) - 1.0) > 1e-6:
         raise ConfigError(f"split ratios={list(ratios)} sum to {sum(ratios):g}; expected 1")
     rng = np.random.default_rng(seed)
@@ -128,6 +128,9 @@ class BatchLoader:
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
             rows = rows[torch.randperm(len(rows), generator=g)]
+        if self.world_size > 1 and len(rows) % self.world_size:  # equal shards: every rank steps alike
+            pad = self.world_size - len(rows) % self.world_size
+            rows = torch.cat([rows, rows[:pad]])
         return rows[self.rank :: self.world_size]
 
     def __len__(self) -> int:

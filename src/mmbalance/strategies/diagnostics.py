@@ -51,11 +51,12 @@ class Diagnosed:
     ``diagnostics_every``-th call (and nothing on the others)."""
 
     diagnostics_every: int = 4
+    diag_calls_: int = 0  # learned state: a resumed run diagnoses the same steps
 
     def diagnose(
         self, model: MultimodalModel, features: Mapping[str, Tensor], label: Tensor
     ) -> dict[str, Tensor]:
-        self._diag_calls = getattr(self, "_diag_calls", 0) + 1
-        if (self._diag_calls - 1) % self.diagnostics_every:
+        self.diag_calls_ += 1
+        if (self.diag_calls_ - 1) % self.diagnostics_every:
             return {}
         return head_gradient_cosines(model, features, label)

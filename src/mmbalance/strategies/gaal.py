@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmbalance.errors import check_range
+from mmbalance.errors import ConfigError, check_range
 from mmbalance.grad import (
     conflicts,
     cosine,
@@ -86,11 +86,17 @@ class GAAL(Alternating):
         check_choice("ref_features", self.ref_features, ("fresh", "stale"))
         check_range("margin", self.margin, 0.0)
         check_range("eps", self.eps, 0.0)
+        ratios = self.ratios or {}
+        if not isinstance(ratios, Mapping) or set(ratios) - set(model.modalities):
+            raise ConfigError(
+                f"ratios={self.ratios!r} is invalid; expected a mapping from modalities "
+                f"{model.modalities} to fractions, e.g. {{{model.modalities[0]}: 0.5}}"
+            )
         for m in model.modalities:
             check_range(f"ratio of {m}", self.ratio_of(m), 0.0, 1.0)
 
     def ratio_of(self, modality: str) -> float:
-        return float((self.ratios or {}).get(modality, self.ratio))
+        return (self.ratios or {}).get(modality, self.ratio)  # type: ignore[no-any-return]
 
     def before_half_steps(self, feats: Mapping[str, Tensor], batch: Batch) -> None:
         self._ref_feats = {m: f.detach() for m, f in feats.items()}

@@ -21,6 +21,7 @@ from mmbalance.grad import (
     project_right_,
     write_grads_,
 )
+from mmbalance.metrics import METRIC_NAMES
 from mmbalance.models import MultimodalModel
 from mmbalance.strategies._igm_stages import (
     build_projectors,
@@ -107,6 +108,10 @@ class IGM(Strategy):
         for key in ("rho", "temperature", "mixup_alpha"):
             check_range(key, getattr(self, key), 0.0)
         check_range("flat_ratio", self.flat_ratio, 0.0, 1.0)
+        if self.select_metric not in METRIC_NAMES:
+            raise ConfigError(
+                f"igm select_metric={self.select_metric!r}; expected one of {', '.join(METRIC_NAMES)}"
+            )
         check_range("stage_epochs", self.stage_epochs, 1)
         lengths = self.epoch_list
         if lengths is not None and (

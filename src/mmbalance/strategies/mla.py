@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from mmbalance.errors import ConfigError
 from mmbalance.grad import OrthogonalProjector
 from mmbalance.strategies.alternating import Alternating, check_choice
 from mmbalance.strategies.registry import STRATEGIES
@@ -66,6 +67,13 @@ class MLA(Alternating):
         super().setup(model, optimizer, make_optimizer)
         check_choice("projection", self.projection, ("owm", "none", "identity"))
         check_choice("fusion", self.fusion, ("entropy", "fixed"))
+        weights = self.fusion_weights
+        if weights is not None and (
+            not isinstance(weights, Mapping) or set(weights) != set(model.modalities)
+        ):
+            raise ConfigError(
+                f"fusion_weights={weights!r} is invalid; expected one weight per modality {model.modalities}"
+            )
         weight = model.head.fc.weight
         self.projector_ = OrthogonalProjector(weight.shape[1], self.normalize, device=weight.device)
         self.updates_, self.batch_, self.per_epoch_ = 0, 0, 1
@@ -97,10 +105,10 @@ class MLA(Alternating):
         return sum(weights[m] / total * z for m, z in out.unimodal_logits.items())  # type: ignore[return-value]
 
     def state_dict(self) -> dict[str, Any]:
-        counters = {k: getattr(self, k) for k in ("updates_", "batch_", "per_epoch_")}
+        counters = {k: getattr(self, k) for k in ("updates_", "batch_", "per_epoch_", "diag_calls_")}
         return {"projector_": self.projector_.state_dict(), **counters}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.projector_.load_state_dict(state["projector_"])
-        for k in ("updates_", "batch_", "per_epoch_"):
+        for k in ("updates_", "batch_", "per_epoch_", "diag_calls_"):
             setattr(self, k, int(state[k]))

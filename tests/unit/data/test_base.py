@@ -49,6 +49,9 @@ def test_loader_drop_last_and_sharding() -> None:
     rows = [torch.cat([b.index for b in s]) for s in shards]
     assert set(rows[0].tolist()).isdisjoint(rows[1].tolist())
     assert sorted(rows[0].tolist() + rows[1].tolist()) == list(range(10))
+    uneven = [BatchLoader(ds, torch.arange(9), batch_size=2, rank=r, world_size=2) for r in (0, 1)]
+    sizes = [[b.size for b in s] for s in uneven]
+    assert sizes[0] == sizes[1] == [2, 2, 1]  # 9 rows padded to 10: every rank takes the same steps
     with pytest.raises(ConfigError, match="batch_size=0"):
         BatchLoader(ds, torch.arange(10), batch_size=0)
 

@@ -154,10 +154,24 @@ def test_mla_fixed_fusion_uses_the_weights() -> None:
     torch.testing.assert_close(p.strategy.predict(out), expected)
 
 
-def test_three_modalities_use_every_other_modality_as_reference() -> None:
+def test_three_modalities_use_every_other_modality_as_reference(monkeypatch: pytest.MonkeyPatch) -> None:
     p = tiny_problem(lambda: GAAL(), modalities=3)
-    logs = run_steps(p, 2)
-    assert all(torch.isfinite(r.loss) for r in logs)
+    asked: list[tuple[str, list[str]]] = []
+    original_modify, original_reference = GAAL.modify_head_grad, GAAL._reference
+
+    def modify(self: GAAL, modality: str, feats: object, batch: object) -> dict:
+        asked.append((modality, []))
+        return original_modify(self, modality, feats, batch)
+
+    def reference(self: GAAL, modality: str, label: torch.Tensor) -> torch.Tensor:
+        asked[-1][1].append(modality)
+        return original_reference(self, modality, label)
+
+    monkeypatch.setattr(GAAL, "modify_head_grad", modify)
+    monkeypatch.setattr(GAAL, "_reference", reference)
+    logs = run_steps(p, 1)
+    assert asked == [("a", ["b", "c"]), ("b", ["a", "c"]), ("c", ["a", "b"])]
+    assert torch.isfinite(logs[0].loss)
 
 
 @pytest.mark.parametrize(

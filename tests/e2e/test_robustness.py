@@ -1,0 +1,179 @@
+"""Findings of a review, pinned: evaluate for every method, exact resume for every method (also after
+early stopping), one-line errors for bad values, protected run directories, divergence."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from mmbalance import config
+from mmbalance.cli import main
+from mmbalance.errors import TrainingDiverged
+from mmbalance.experiment import train_run
+from mmbalance.strategies import Strategy, list_strategies
+
+TINY = [
+    "dataset__name=synthetic",
+    "dataset__n_samples=120",
+    "data__batch_size=16",
+    "model__feature_dim=8",
+    "train__device=cpu",
+]
+REQUIRED = {"unimodal": ["strategy__modality=a"], "igm": ["strategy__stage_epochs=1"]}
+
+
+def cfg_for(method: str, *extra: str) -> dict[str, Any]:
+    return config.resolve({}, [*TINY, f"strategy__name={method}", *REQUIRED.get(method, []), *extra])
+
+
+def history(run: Path) -> list[dict[str, str]]:
+    with (run / "history.csv").open() as f:
+        return [{k: v for k, v in r.items() if "seconds" not in k} for r in csv.DictReader(f)]
+
+
+@pytest.mark.parametrize("method", list_strategies())
+def test_evaluate_reproduces_the_test_metrics(
+    method: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    metrics = train_run(cfg_for(method, "train__epochs=2"), tmp_path / "r")
+    assert main(["evaluate", str(tmp_path / "r")]) == 0
+    assert json.loads(capsys.readouterr().out)["test"] == metrics["test"]
+
+
+class Killed(Exception):
+    pass
+
+
+def kill_at(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
+    """Make the run die right after ``epoch``'s checkpoint was written."""
+    from mmbalance import experiment
+
+    original = experiment._on_epoch
+
+    def on_epoch(out: Path, trainer: Any, state: Any) -> None:
+        original(out, trainer, state)
+        if state.epoch == epoch + 1:
+            raise Killed
+
+    monkeypatch.setattr(experiment, "_on_epoch", on_epoch)
+
+
+@pytest.mark.parametrize("method", list_strategies())
+def test_resume_reproduces_history_and_metrics(
+    method: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    full = train_run(cfg_for(method, "train__epochs=3"), tmp_path / "full")
+    kill_at(monkeypatch, 1)
+    with pytest.raises(Killed):
+        train_run(cfg_for(method, "train__epochs=3"), tmp_path / "killed")
+    monkeypatch.undo()
+    resumed = train_run(cfg_for(method, "train__epochs=3"), tmp_path / "killed")
+    assert resumed["test"] == full["test"] and resumed["best_epoch"] == full["best_epoch"]
+    assert history(tmp_path / "killed") == history(tmp_path / "full")
+
+
+def test_resume_after_early_stopping_trains_no_extra_epoch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = cfg_for("joint", "train__epochs=8", "train__patience=1", "optim__lr=0")
+    full = train_run(cfg, tmp_path / "full")
+    stop = full["epochs_run"]
+    assert stop < 8  # lr 0: validation stops improving, patience ends the run
+    kill_at(monkeypatch, stop - 1)  # dies right after the stopping epoch's checkpoint
+    with pytest.raises(Killed):
+        train_run(cfg, tmp_path / "killed")
+    monkeypatch.undo()
+    assert train_run(cfg, tmp_path / "killed")["epochs_run"] == stop
+
+
+def test_best_checkpoint_holds_the_strategy_state_of_the_best_epoch(tmp_path: Path) -> None:
+    train_run(cfg_for("mla", "train__epochs=3", "optim__lr=0"), tmp_path / "r")  # best epoch 0
+    best = torch.load(tmp_path / "r" / "best.pt", weights_only=False)
+    steps_per_epoch = 120 * 6 // 10 // 16  # 72 training rows, batches of 16, last one dropped
+    assert (
+        best["strategy"]["batch_"] == steps_per_epoch and best["strategy"]["updates_"] == 2 * steps_per_epoch
+    )
+    assert set(best["standardization"]) == {"a", "b"} and "class_names" in best
+
+
+def test_a_finished_run_directory_is_reused_or_protected(tmp_path: Path) -> None:
+    from mmbalance.errors import ConfigError
+
+    first = train_run(cfg_for("joint", "train__epochs=1"), tmp_path / "r")
+    assert train_run(cfg_for("joint", "train__epochs=1"), tmp_path / "r") == first
+    with pytest.raises(ConfigError, match="another config"):
+        train_run(cfg_for("joint", "train__epochs=1", "optim__lr=0.1"), tmp_path / "r")
+
+
+def test_divergence_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(TrainingDiverged, match=r"optim__lr=1e\+12"):
+        train_run(cfg_for("joint", "train__epochs=2", "optim__name=sgd", "optim__lr=1e12"), tmp_path / "r")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--method", "gaal", "strategy__ratio=abc"], "ratio of a='abc' is invalid; expected a number"),
+        (["--method", "gaal", "strategy__ratios=5"], "ratios=5 is invalid"),
+        (["--method", "gaal", "strategy__ratios={z: 0.5}"], "ratios={'z': 0.5} is invalid"),
+        (["--method", "mla", "strategy__fusion=fixed", "strategy__fusion_weights={a: 1}"], "fusion_weights="),
+        (["--method", "igm", "strategy__epoch_list=[0]"], "epoch_list=[0]"),
+        (["optim__lr=abc"], "optim.lr='abc' is invalid"),
+        (["train__patience=abc"], "train.patience='abc' is invalid"),
+        (["data__split=[0.9, 0.1, 0.0]"], "test ratio=0.0 is invalid"),
+        (["--config", "/nonexistent/run.yaml"], "--config /nonexistent/run.yaml: cannot read it"),
+    ],
+)
+def test_bad_values_are_one_line_errors(tmp_path: Path, args: list[str], fragment: str) -> None:
+    cmd = [
+        sys.executable,
+        "-m",
+        "mmbalance.cli",
+        "train",
+        "--dataset",
+        "synthetic",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "r"),
+        "--quiet",
+        "dataset__n_samples=60",
+        *args,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and fragment in lines[0], proc.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cuda_without_a_gpu_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert (
+        main(["train", "--dataset", "synthetic", "--out", str(tmp_path), "--device", "cuda", "--quiet"]) == 2
+    )
+    assert "sees no CUDA device" in capsys.readouterr().err
+
+
+def test_every_strategy_state_survives_a_checkpoint_round_trip() -> None:
+    """Learned state is plain tensors and numbers: torch.save / torch.load keep it equal."""
+    import io
+
+    from mmbalance.strategies import build_strategy
+    from mmbalance.testing import run_steps, tiny_problem
+
+    for name in list_strategies():
+        kwargs = {"modality": "a"} if name == "unimodal" else {}
+        p = tiny_problem(lambda name=name, kwargs=kwargs: build_strategy(name, **kwargs))
+        run_steps(p, 2)
+        state = p.strategy.state_dict()
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        buffer.seek(0)
+        assert isinstance(p.strategy, Strategy)
+        assert str(torch.load(buffer, weights_only=False)) == str(state), name
