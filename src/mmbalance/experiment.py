@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,14 +75,26 @@ def build(cfg: Mapping[str, Any], split: Mapping[str, list[int]] | None = None) 
     return Setup(cfg, dataset, parts, strategy, model, resolve_device(str(cfg["train"]["device"])))
 
 
-def make_optimizer_factory(model: torch.nn.Module, cfg: Mapping[str, Any]):
+def parameter_groups(model: MultimodalModel) -> list[dict[str, Any]]:
+    """One optimizer group per modality (its encoder and head branch) and one for the shared head, each
+    named, so per-modality settings (learning rates, modulation) can address them."""
+    groups = [{"params": model.modality_parameters(m), "name": m} for m in model.modalities]
+    shared = model.shared_parameters()
+    return groups + ([{"params": shared, "name": "shared"}] if shared else [])
+
+
+def make_optimizer_factory(
+    model: MultimodalModel, cfg: Mapping[str, Any]
+) -> Callable[[], torch.optim.Optimizer]:
+    """A function that builds a fresh optimizer over ``model`` (strategies may re-create it per stage)."""
+
     def make() -> torch.optim.Optimizer:
-        params, lr, wd = model.parameters(), float(cfg["lr"]), float(cfg["weight_decay"])
+        groups, lr, wd = parameter_groups(model), float(cfg["lr"]), float(cfg["weight_decay"])
         if cfg["name"] == "sgd":
-            return torch.optim.SGD(params, lr=lr, momentum=float(cfg["momentum"]), weight_decay=wd)
+            return torch.optim.SGD(groups, lr=lr, momentum=float(cfg["momentum"]), weight_decay=wd)
         if cfg["name"] == "adamw":
-            return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+            return torch.optim.AdamW(groups, lr=lr, weight_decay=wd)
+        return torch.optim.Adam(groups, lr=lr, weight_decay=wd)
 
     return make
 

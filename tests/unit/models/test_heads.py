@@ -65,3 +65,15 @@ def test_cnn_memory_layout_does_not_change_the_function() -> None:
     b.load_state_dict(a.state_dict())
     x = torch.randn(3, 1, 16, 15)
     torch.testing.assert_close(a(x), b(x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("head", ["concat", "sum", "shared"])
+def test_optimizer_groups_partition_the_parameters_by_modality(head: str) -> None:
+    from mmbalance.experiment import parameter_groups
+
+    model = build_model({m: {"name": "mlp"} for m in DIMS}, {m: (7,) for m in DIMS}, 3, {"name": head}, 8)
+    groups = parameter_groups(model)
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert len(ids) == len(set(ids)) == len(list(model.parameters()))
+    names = [g["name"] for g in groups]
+    assert names == (["a", "b"] if head == "sum" else ["a", "b", "shared"])
