@@ -109,6 +109,15 @@ def test_list_shows_components_with_defaults(capsys: pytest.CaptureFixture[str])
         (["strategy__nope=1"], "'nope'"),
         (["model__encoders__a__name=nope"], "unknown encoder 'nope'"),
         (["data__split=[0.2, 0.2, 1.2]"], "out of range"),
+        (["--method", "gaal", "strategy__ratio=abc"], "ratio of a='abc' is invalid; expected a number"),
+        (["--method", "gaal", "strategy__ratios=5"], "ratios=5 is invalid"),
+        (["--method", "gaal", "strategy__ratios={z: 0.5}"], "ratios={'z': 0.5} is invalid"),
+        (["--method", "mla", "strategy__fusion=fixed", "strategy__fusion_weights={a: 1}"], "fusion_weights="),
+        (["--method", "igm", "strategy__epoch_list=[0]"], "epoch_list=[0]"),
+        (["optim__lr=abc"], "optim.lr='abc' is invalid"),
+        (["train__patience=abc"], "train.patience='abc' is invalid"),
+        (["data__split=[0.9, 0.1, 0.0]"], "test ratio=0.0 is invalid"),
+        (["--config", "/nonexistent/run.yaml"], "--config /nonexistent/run.yaml: cannot read it"),
     ],
 )
 def test_user_errors_are_one_line_exit_2(tmp_path: Path, args: list[str], fragment: str) -> None:
