@@ -1,5 +1,5 @@
 """Findings of a review, pinned: evaluate for every method, exact resume for every method (also after
-early stopping), one-line errors for bad values, protected run directories, divergence."""
+early stopping), protected run directories, divergence. One-line CLI errors: tests/e2e/test_cli.py."""
 
 from __future__ import annotations
 
