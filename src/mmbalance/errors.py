@@ -32,6 +32,18 @@ class MissingDataError(MMBalanceError, FileNotFoundError):
     """A dataset's files are not installed; the message says the command that installs them."""
 
 
+def check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is one of ``choices``.
+
+    >>> check_choice("fusion", "max", ("entropy", "fixed"))
+    Traceback (most recent call last):
+    ...
+    mmbalance.errors.ConfigError: fusion='max' is invalid; expected one of: entropy, fixed
+    """
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is invalid; expected one of: {', '.join(choices)}")
+
+
 def check_range(name: str, value: object, low: float | None = None, high: float | None = None) -> None:
     """Raise :class:`ConfigError` unless ``low <= value <= high`` (either bound may be ``None``).
 

@@ -10,16 +10,14 @@ on the idle encoder under torch 1.x).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmbalance.errors import ConfigError
 from mmbalance.strategies.base import Strategy
 from mmbalance.strategies.diagnostics import Diagnosed
-from mmbalance.types import Batch, ModelOutput, StepResult
+from mmbalance.types import Batch, StepResult
 
 
 class Alternating(Diagnosed, Strategy):
@@ -28,9 +26,6 @@ class Alternating(Diagnosed, Strategy):
     head = "shared"
     min_modalities = 2
     ghost_steps: bool = False
-
-    def head_config(self) -> dict[str, Any]:
-        return {"name": "shared"}
 
     def training_step(self, batch: Batch, epoch: int) -> StepResult:
         model, label = self.model, batch.label
@@ -70,11 +65,3 @@ class Alternating(Diagnosed, Strategy):
 
     def after_half_step(self, modality: str, position: int, feats: dict[str, Tensor], batch: Batch) -> None:
         """Called after ``modality``'s optimizer step."""
-
-    def predict(self, out: ModelOutput) -> Tensor:
-        return out.logits
-
-
-def check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{name}={value!r} is invalid; expected one of: {', '.join(choices)}")

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmbalance.errors import ConfigError, check_range
+from mmbalance.errors import ConfigError, check_choice, check_range
 from mmbalance.grad import (
     conflicts,
     cosine,
@@ -19,7 +19,7 @@ from mmbalance.grad import (
     unflatten,
     write_grads_,
 )
-from mmbalance.strategies.alternating import Alternating, check_choice
+from mmbalance.strategies.alternating import Alternating
 from mmbalance.strategies.registry import STRATEGIES
 from mmbalance.types import Batch
 

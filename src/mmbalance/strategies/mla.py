@@ -8,9 +8,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from mmbalance.errors import ConfigError
+from mmbalance.errors import ConfigError, check_choice
 from mmbalance.grad import OrthogonalProjector
-from mmbalance.strategies.alternating import Alternating, check_choice
+from mmbalance.strategies.alternating import Alternating
 from mmbalance.strategies.registry import STRATEGIES
 from mmbalance.types import Batch, ModelOutput
 
