@@ -99,9 +99,9 @@ class Trainer:
 
     def __post_init__(self) -> None:
         self.model.to(self.device)
-        self.optimizer = self.make_optimizer()
-        self.scheduler = make_scheduler(self.scheduler_cfg, self.optimizer, self.epochs)
-        self.strategy.setup(self.model, self.optimizer, self.make_optimizer)
+        optimizer = self.make_optimizer()  # the strategy owns it (and may replace it): strategy.optimizer
+        self.scheduler = make_scheduler(self.scheduler_cfg, optimizer, self.epochs)
+        self.strategy.setup(self.model, optimizer, self.make_optimizer)
         self.state = TrainState()
 
     # -- checkpointing ------------------------------------------------------------------------------
