@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -13,6 +14,7 @@ from mmbalance.errors import ConfigError, check_choice, check_range
 from mmbalance.grad import (
     cosine,
     flatten,
+    frozen_bn_stats,
     gradients_of,
     project_to_cone,
     unflatten,
@@ -51,10 +53,12 @@ class GAAL(Alternating):
     encoder's gradient is not modified. Fusion at test time averages the shared head's logits.
 
     Options: ``ref_features="fresh"`` recomputes the features of a modality after its update (under
-    ``no_grad``) before they serve as a reference, as the released code's re-forward does;
+    ``no_grad``, training mode, BatchNorm running statistics left untouched) before they serve as a
+    reference, as the released code's re-forward does;
     ``"stale"`` reuses the pre-update features (one encoder forward less). ``ghost_steps=True``
     reproduces the released code under torch 1.x: idle encoders hold zero gradients, so the optimizer
-    still applies weight decay and momentum to them at every half-step (the paper draws them frozen).
+    still applies weight decay and momentum to them at every half-step (the paper draws them frozen),
+    and every re-forward updates BatchNorm running statistics a second time per batch, as there.
 
     Deviations from the released code: the reference gradient is taken on the head only (the released
     code back-propagates it through the other encoder and discards it); the projection is the exact closed
@@ -118,7 +122,13 @@ class GAAL(Alternating):
         return {"surgery_rate": fired.float(), "grad_cosine_ref": cosine(g, refs.mean(0))}
 
     def after_half_step(self, modality: str, position: int, feats: dict[str, Tensor], batch: Batch) -> None:
+        """``fresh``: re-forward the modality just updated (not the last one), in training mode like the
+        batch's first forward that every other reference comes from, but without touching BatchNorm running
+        statistics, so each encoder's statistics move once per batch; ``ghost_steps`` keeps the released
+        second update of the statistics."""
         last = position == len(self.model.modalities) - 1
-        if self.ref_features == "fresh" and not last:
-            with torch.no_grad():
-                self._ref_feats[modality] = self.model.encoders[modality](batch.inputs[modality])
+        if self.ref_features != "fresh" or last:
+            return
+        encoder = self.model.encoders[modality]
+        with torch.no_grad(), nullcontext() if self.ghost_steps else frozen_bn_stats(encoder):
+            self._ref_feats[modality] = encoder(batch.inputs[modality])

@@ -196,3 +196,29 @@ def test_joint_logs_the_conflict_diagnostic() -> None:
     assert -1.0 <= float(logs["grad_cosine"]) <= 1.0
     none = run_steps(tiny_problem(lambda: build_strategy("joint", head="sum")), 1)[0].logs
     assert "grad_cosine" not in none  # no shared head parameters: the cosine is undefined
+
+
+def bn_batches(p: TinyProblem) -> dict[str, int]:
+    """``num_batches_tracked`` of each encoder's BatchNorm layers (they move together)."""
+    out = {}
+    for m in p.model.modalities:
+        counts = {int(b.num_batches_tracked) for b in p.model.encoders[m].modules() if hasattr(b, "momentum")}
+        assert len(counts) == 1
+        out[m] = counts.pop()
+    return out
+
+
+@pytest.mark.parametrize(("ghost", "expected"), [(False, 1), (True, 2)])
+def test_gaal_training_step_updates_every_encoders_bn_statistics_alike(ghost: bool, expected: int) -> None:
+    """Without ghost steps the fresh reference re-forward leaves running statistics alone, so each
+    encoder's statistics move once per batch; the released mode moves both twice."""
+    p = tiny_problem(lambda: GAAL(ref_features="fresh", ghost_steps=ghost))
+    run_steps(p, 1)
+    assert bn_batches(p) == {"a": expected, "b": expected}
+    if not ghost:  # running statistics are those of the batch's first forward, with the initial weights
+        q = tiny_problem(lambda: GAAL())
+        q.model.train()
+        q.model.encode(q.batches[0].inputs)
+        got, want = p.model.state_dict(), q.model.state_dict()
+        for key in (k for k in want if "running" in k):
+            torch.testing.assert_close(got[key], want[key])
