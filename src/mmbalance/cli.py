@@ -9,9 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import yaml
-
-from mmbalance.errors import ConfigError, MMBalanceError
+from mmbalance.errors import MMBalanceError
 
 
 def show_progress(quiet: bool) -> bool:
@@ -25,17 +23,9 @@ def make_logger(quiet: bool) -> Callable[[str], None]:
 
 
 def _config_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
-    cfg: dict[str, Any] = {}
-    if args.config:
-        try:
-            with open(args.config) as f:
-                cfg = yaml.safe_load(f) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(
-                f"--config {args.config}: cannot read it as YAML ({type(exc).__name__})"
-            ) from exc
-        if not isinstance(cfg, dict):
-            raise ConfigError(f"--config {args.config} holds {type(cfg).__name__}; expected a mapping")
+    from mmbalance import config
+
+    cfg: dict[str, Any] = config.load_file(args.config) if args.config else {}
     overrides = []
     if args.dataset:
         overrides.append(f"dataset__name={args.dataset}")
@@ -76,7 +66,7 @@ def format_run(m: dict[str, Any]) -> str:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from mmbalance.experiment import evaluate_run
 
-    print(json.dumps(evaluate_run(args.run_dir), indent=2))
+    print(json.dumps(evaluate_run(args.run_dir, device=args.device), indent=2))
     return 0
 
 
@@ -92,20 +82,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmbalance", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
+    from mmbalance.config import DEFAULTS
+
     train = sub.add_parser("train", help="train one run and write its run directory")
     train.add_argument("--config", help="YAML file with config sections (dataset, strategy, model, ...)")
-    train.add_argument("--dataset")
-    train.add_argument("--method", help="a registered strategy (see `mmbalance list`)")
-    train.add_argument("--seed", type=int)
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--device", help="auto, cpu, cuda, cuda:1, ...")
+    train.add_argument("--dataset", help=f"a registered dataset (default: {DEFAULTS['dataset']['name']})")
+    train.add_argument(
+        "--method",
+        help=f"a registered strategy, see `mmbalance list` (default: {DEFAULTS['strategy']['name']})",
+    )
+    train.add_argument("--seed", type=int, help=f"(default: {DEFAULTS['train']['seed']})")
+    train.add_argument("--epochs", type=int, help=f"(default: {DEFAULTS['train']['epochs']})")
+    train.add_argument(
+        "--device", help=f"auto, cpu, cuda, cuda:1, ... (default: {DEFAULTS['train']['device']})"
+    )
     train.add_argument("--out", required=True, help="run directory (re-running resumes an unfinished run)")
     train.add_argument("--quiet", action="store_true", help="no progress bar or messages")
-    train.add_argument("overrides", nargs="*", help="KEY=VALUE, e.g. strategy__head=sum optim__lr=1e-3")
+    train.add_argument(
+        "overrides",
+        nargs="*",
+        help="KEY=VALUE config overrides, e.g. optim__lr=1e-3 data__batch_size=32 strategy__margin=0.5 "
+        "(every key and its default: `mmbalance list` and docs/architecture.md)",
+    )
     train.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("evaluate", help="re-evaluate a finished run directory on its val and test splits")
     ev.add_argument("run_dir")
+    ev.add_argument("--device", help="auto, cpu, cuda, ... (default: the device the run was configured with)")
     ev.set_defaults(func=cmd_evaluate)
 
     ls = sub.add_parser("list", help="datasets, methods, encoders and heads with their hyperparameters")

@@ -1,7 +1,8 @@
 """``mmbalance compare``: every (dataset, method, seed) with one budget, resumable, summarised.
 
-Layout of the report directory: ``runs/<dataset>/<label>/seed<k>/`` (standard run directories; a run
-with ``metrics.json`` is finished and skipped on re-run), ``results.csv`` (one row per run),
+Layout of the report directory: ``runs/<dataset>/<label>/seed<k>/`` (standard run directories; a finished
+run is reused on re-run only if its config is identical, and a directory holding another config stops the
+comparison before anything runs), ``results.csv`` (one row per run, with its epochs and config hash),
 ``summary.csv`` and ``summary.md`` (mean ± std over seeds) and ``report.html`` (:mod:`mmbalance.report`).
 The ``sweep`` (:mod:`mmbalance.sweep`) and ``plot`` (:mod:`mmbalance.report`) commands register here too.
 """
@@ -9,7 +10,6 @@ The ``sweep`` (:mod:`mmbalance.sweep`) and ``plot`` (:mod:`mmbalance.report`) co
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -69,33 +69,57 @@ def plan(
     return specs
 
 
+def run_config(spec: RunSpec, epochs: int) -> dict[str, Any]:
+    """The resolved config of a planned run; compare asks for deterministic kernels unless told not to."""
+    over = [*spec.overrides, f"train__seed={spec.seed}", f"train__epochs={epochs}"]
+    if not any(o.startswith("train__deterministic=") for o in over):
+        over.insert(0, "train__deterministic=true")
+    return config_mod.resolve({}, over)
+
+
+def check_plan(specs: Sequence[RunSpec], root: Path, epochs: int) -> None:
+    """Before any run starts: every (dataset, method) builds, and no run directory holds another config."""
+    from mmbalance.experiment import build, check_run_dir, check_runs
+
+    firsts = {(s.dataset, s.label): s for s in reversed(specs)}.values()  # one per setting; seeds alike
+    check_runs([run_config(s, epochs) for s in firsts])
+    for spec in specs:
+        if (spec.directory(root) / "config.yaml").exists():
+            check_run_dir(spec.directory(root), build(run_config(spec, epochs)).config)
+
+
 def run_all(
     specs: Sequence[RunSpec], root: Path, epochs: int, log: Any, progress: bool = False
 ) -> list[dict[str, Any]]:
+    """Check the plan, then train each run (a finished run with the same config is reused)."""
     from mmbalance.experiment import train_run
 
+    check_plan(specs, root, epochs)
     rows = []
     for i, spec in enumerate(specs, 1):
         out = spec.directory(root)
-        done = out / "metrics.json"
-        if done.exists():
-            metrics = json.loads(done.read_text())
-            log(f"[{i}/{len(specs)}] {spec.dataset} {spec.label} seed {spec.seed}: done, skipped")
-        else:
-            log(f"[{i}/{len(specs)}] {spec.dataset} {spec.label} seed {spec.seed}: training")
-            cfg = config_mod.resolve(
-                {}, [*spec.overrides, f"train__seed={spec.seed}", f"train__epochs={epochs}"]
-            )
-            metrics = train_run(cfg, out, progress=progress, log=log)
-        rows.append(result_row(spec, metrics))
+        done = (out / "metrics.json").exists()
+        state = "done, reused" if done else "training"
+        log(f"[{i}/{len(specs)}] {spec.dataset} {spec.label} seed {spec.seed}: {state}")
+        metrics = train_run(run_config(spec, epochs), out, progress=progress)
+        rows.append(result_row(spec, metrics, out))
     return rows
 
 
-def result_row(spec: RunSpec, m: dict[str, Any]) -> dict[str, Any]:
+def result_row(spec: RunSpec, m: dict[str, Any], out: Path | None = None) -> dict[str, Any]:
+    """One results.csv row; with the run directory ``out``, also its epochs budget and config hash."""
     row = {
         "dataset": spec.dataset,
         "method": spec.label,
         "seed": spec.seed,
+    }
+    if out is not None:
+        import yaml
+
+        saved = yaml.safe_load((out / "config.yaml").read_text())
+        row["epochs"] = saved["train"]["epochs"]
+        row["config_hash"] = saved.get(config_mod.DERIVED, {}).get("config_hash", "")
+    row |= {
         "best_epoch": m["best_epoch"],
         "epochs_run": m["epochs_run"],
         "train_seconds": m["train_seconds"],
@@ -174,9 +198,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise ConfigError(f"--seeds={args.seeds} and --epochs={args.epochs} must be positive integers")
     started = time.perf_counter()
     root = Path(args.out)
-    root.mkdir(parents=True, exist_ok=True)
-    specs = plan(split_list(args.datasets), split_list(args.methods), range(args.seeds), args.overrides)
+    overrides = [*args.overrides, *([f"train__device={args.device}"] if args.device else [])]
+    specs = plan(split_list(args.datasets), split_list(args.methods), range(args.seeds), overrides)
     rows = run_all(specs, root, args.epochs, make_logger(args.quiet), show_progress(args.quiet))
+    root.mkdir(parents=True, exist_ok=True)
     summary = summarize(rows)
     write_csv(root / "results.csv", rows)
     write_csv(root / "summary.csv", summary)
@@ -204,6 +229,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             args.out,
             "--results-md",
             args.results_md,
+            *(["--device", args.device] if args.device else []),
             *args.overrides,
         ]
         block = results_doc.generated_block(argv, table, time.perf_counter() - started)
@@ -234,6 +260,7 @@ def add_compare_commands(sub: Any) -> None:
     cmp.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1)")
     cmp.add_argument("--epochs", type=int, default=30)
     cmp.add_argument("--out", required=True, help="report directory")
+    cmp.add_argument("--device", help="auto, cpu, cuda, cuda:1, ... for every run (default: auto)")
     cmp.add_argument("--quiet", action="store_true")
     cmp.add_argument(
         "--results-md", help="also write the table, command, machine and date into this markdown file"

@@ -2,13 +2,18 @@
 
 Sections: ``dataset`` and ``strategy`` (``name`` plus the builder's keyword arguments), ``model``
 (``feature_dim``, per-modality ``encoders`` overriding the dataset's defaults), ``optim``, ``scheduler``,
-``data`` (batch size, split ratios) and ``train`` (epochs, seed, device, selection metric).
+``data`` (batch size, split ratios) and ``train`` (epochs, seed, device, selection metric, determinism).
+
+A run directory's ``config.yaml`` holds every value the run used (:func:`mmbalance.experiment.full_config`)
+plus a ``resolved`` section of derived facts (the fusion head, the device actually used, versions); that
+section is output only and is dropped when the file is read back as a config.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -26,8 +31,16 @@ DEFAULTS: dict[str, Any] = {
     "optim": {"name": "adam", "lr": 1e-3, "weight_decay": 1e-4, "momentum": 0.9},
     "scheduler": {"name": "none", "step_size": 10, "gamma": 0.1},
     "data": {"batch_size": 64, "split": [0.6, 0.2, 0.2], "eval_batch_size": 512},
-    "train": {"epochs": 30, "seed": 0, "device": "auto", "select_metric": "acc", "patience": 0},
+    "train": {
+        "epochs": 30,
+        "seed": 0,
+        "device": "auto",
+        "select_metric": "acc",
+        "patience": 0,
+        "deterministic": False,
+    },
 }
+DERIVED = "resolved"  # the output-only section of a run's config.yaml
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "step", "cosine")
 SELECT_METRICS = METRIC_NAMES
@@ -92,19 +105,37 @@ def _check_choice(key: str, value: Any, choices: Iterable[str]) -> None:
         raise UnknownNameError(key, value, choices)
 
 
+def _check_sections(config: Mapping[str, Any]) -> None:
+    for section, value in config.items():
+        if section in DEFAULTS and not isinstance(value, Mapping):
+            raise ConfigError(
+                f"config section {section!r} is {value!r}; expected a mapping of keys, "
+                f"e.g. {section}: {{{next(iter(DEFAULTS[section]))}: ...}}"
+            )
+
+
 def resolve(config: Mapping[str, Any] | None = None, overrides: Iterable[str] = ()) -> dict[str, Any]:
-    """Defaults, then ``config``, then overrides; validated. Returns a fully resolved plain dict."""
-    cfg = apply_overrides(_merge(DEFAULTS, config or {}), overrides)
+    """Defaults, then ``config``, then overrides; validated. Returns a plain dict with every section.
+
+    An encoder override without a ``name`` (``model__encoders__image__channels=[16,32]``) is merged into the
+    dataset's default encoder for that modality when the run is built; one with another ``name`` replaces it.
+    """
+    config = {k: v for k, v in (config or {}).items() if k != DERIVED}
+    _check_sections(config)
+    cfg = apply_overrides(_merge(DEFAULTS, config), overrides)
     _check_keys("config", cfg, DEFAULTS)
     for section in ("model", "optim", "scheduler", "data", "train"):
         _check_keys(section, cfg[section], DEFAULTS[section])
     for section, registry in (("dataset", DATASETS), ("strategy", STRATEGIES)):
         kwargs = {k: v for k, v in cfg[section].items() if k != "name"}
         registry.check_kwargs(cfg[section]["name"], kwargs)
+    if not isinstance(cfg["model"]["encoders"], Mapping):
+        raise ConfigError(f"model.encoders={cfg['model']['encoders']!r}; expected a mapping of modalities")
     for m, enc in cfg["model"]["encoders"].items():
-        if not isinstance(enc, Mapping) or "name" not in enc:
-            raise ConfigError(f"model.encoders.{m}={enc!r}; expected a mapping with a 'name'")
-        ENCODERS.check_kwargs(enc["name"], {k: v for k, v in enc.items() if k != "name"}, ("out_dim",))
+        if not isinstance(enc, Mapping):
+            raise ConfigError(f"model.encoders.{m}={enc!r}; expected a mapping such as {{name: cnn}}")
+        if "name" in enc:
+            ENCODERS.check_kwargs(enc["name"], {k: v for k, v in enc.items() if k != "name"}, ("out_dim",))
     _check_choice("optimizer", cfg["optim"]["name"], OPTIMIZERS)
     _check_choice("scheduler", cfg["scheduler"]["name"], SCHEDULERS)
     _check_choice("select_metric", cfg["train"]["select_metric"], SELECT_METRICS)
@@ -126,6 +157,10 @@ def _check_positive(cfg: Mapping[str, Any]) -> None:
         raise ConfigError(f"train.seed={cfg['train']['seed']!r} is invalid; expected an integer")
     check_range("optim.lr", cfg["optim"]["lr"], 0.0)
     check_range("optim.weight_decay", cfg["optim"]["weight_decay"], 0.0)
+    if not isinstance(cfg["train"]["deterministic"], bool):
+        raise ConfigError(
+            f"train.deterministic={cfg['train']['deterministic']!r} is invalid; expected true or false"
+        )
     patience = cfg["train"]["patience"]
     if not isinstance(patience, int) or isinstance(patience, bool) or patience < 0:
         raise ConfigError(
@@ -140,5 +175,33 @@ def _check_positive(cfg: Mapping[str, Any]) -> None:
             raise ConfigError(f"data.split {name} ratio={ratio!r} is invalid; every split needs a ratio > 0")
 
 
+def plain(value: Any) -> Any:
+    """Tuples as lists, mappings as dicts, all the way down: what YAML and JSON can hold.
+
+    >>> plain({"hidden": (256, 64), "ratios": None})
+    {'hidden': [256, 64], 'ratios': None}
+    """
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
 def dump(cfg: Mapping[str, Any]) -> str:
-    return yaml.safe_dump(dict(cfg), sort_keys=False)
+    return yaml.safe_dump(plain(cfg), sort_keys=False)
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    """A YAML config file as a mapping; one clear line if it cannot be read or is not a mapping."""
+    try:
+        with open(path) as f:
+            cfg = yaml.safe_load(f) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        reason = " ".join(str(exc).split())
+        raise ConfigError(
+            f"config file {path}: not readable as YAML ({type(exc).__name__}: {reason})"
+        ) from exc
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"config file {path} holds a {type(cfg).__name__}; expected a mapping of sections")
+    return cfg

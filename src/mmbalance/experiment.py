@@ -1,14 +1,22 @@
 """One training run from a resolved config, and the run directory it writes.
 
-Run directory: ``config.yaml`` (fully resolved), ``split.json``, ``history.csv`` (one row per epoch),
-``best.pt`` (the best-validation model and its config), ``metrics.json`` and, while the run is in
-progress, ``last.pt`` (all training state; a re-run of the same command resumes from it).
+Run directory: ``config.yaml`` (every value the run used, see :func:`full_config`, plus a ``resolved``
+section: head, modalities, device actually used, versions), ``split.json``, ``history.csv`` (one row per
+epoch), ``best.pt`` (the best-validation model and its config), ``metrics.json`` and, while the run is in
+progress, ``last.pt`` (all training state; a re-run of the same command resumes from it). Nothing is
+written before the whole run has been built and validated. Checkpoints hold tensors and plain values only
+and are loaded with ``weights_only=True`` onto the CPU first, so a run directory from elsewhere cannot
+execute code and a GPU run can be evaluated or resumed on a CPU-only machine.
 """
 
 from __future__ import annotations
 
+import copy
 import csv
+import hashlib
+import inspect
 import json
+import pickle
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +25,11 @@ from typing import Any
 import torch
 
 from mmbalance import config as config_mod
-from mmbalance.data import BatchLoader, MultimodalDataset, build_dataset, stratified_split
+from mmbalance.data import DATASETS, BatchLoader, MultimodalDataset, build_dataset, stratified_split
 from mmbalance.errors import ConfigError
-from mmbalance.models import MultimodalModel, build_model
+from mmbalance.models import ENCODERS, MultimodalModel, build_model
 from mmbalance.strategies import Strategy, build_strategy
-from mmbalance.trainer import Trainer, TrainState, evaluate, seed_everything
+from mmbalance.trainer import Trainer, TrainState, evaluate, seed_everything, set_deterministic
 
 
 @dataclass
@@ -47,32 +55,105 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def encoder_configs(
+    given: Mapping[str, Mapping[str, Any]],
+    dataset: MultimodalDataset,
+    modalities: Sequence[str],
+    feature_dim: int,
+) -> dict[str, dict[str, Any]]:
+    """Each used modality's encoder config with every option spelled out: the dataset's default, updated by
+    ``given`` (merged when ``given`` names no encoder or the same one, replaced when it names another)."""
+    out = {}
+    for m in given:
+        if m not in dataset.modalities:
+            raise ConfigError(f"model.encoders names modality {m!r}; expected one of {dataset.modalities}")
+    for m in modalities:
+        default, enc = dict(dataset.default_encoders[m]), dict(given.get(m, {}))
+        merged = {**default, **enc} if enc.get("name", default["name"]) == default["name"] else enc
+        options = {k: v for k, v in merged.items() if k != "name"}
+        ENCODERS.check_kwargs(merged["name"], options, ("out_dim",))
+        params = ENCODERS.params(merged["name"])
+        full = {k: v for k, v in params.items() if k != "input_shape" and v is not inspect.Parameter.empty}
+        out[m] = config_mod.plain({"name": merged["name"], **full, "out_dim": feature_dim, **options})
+    return out
+
+
+def full_config(cfg: Mapping[str, Any], strategy: Strategy, encoders: Mapping[str, Any]) -> dict[str, Any]:
+    """``cfg`` with every default spelled out: the dataset's and the strategy's keyword arguments and the
+    encoders' options. Building from it gives the same run; it is what ``config.yaml`` records."""
+    full = copy.deepcopy(dict(cfg))
+    ds = dict(cfg["dataset"])
+    params = DATASETS.params(ds["name"])
+    full["dataset"] = {
+        "name": ds["name"],
+        **{k: v for k, v in params.items() if v is not inspect.Parameter.empty},
+    }
+    full["dataset"].update(ds)
+    full["strategy"] = {"name": cfg["strategy"]["name"], **strategy.hyperparameters()}
+    full["model"] = {**full["model"], "encoders": dict(encoders)}
+    return config_mod.plain(full)  # type: ignore[no-any-return]
+
+
+def config_hash(cfg: Mapping[str, Any]) -> str:
+    """12 hex digits that identify a config up to its seed and device (runs of one setting share it)."""
+    same = copy.deepcopy(dict(cfg))
+    same.pop(config_mod.DERIVED, None)
+    same["train"] = {k: v for k, v in same["train"].items() if k not in ("seed", "device")}
+    return hashlib.sha256(json.dumps(config_mod.plain(same), sort_keys=True).encode()).hexdigest()[:12]
+
+
 def build(cfg: Mapping[str, Any], split: Mapping[str, list[int]] | None = None) -> Setup:
-    """Build dataset, split, strategy and model from a resolved config (``split`` reuses a saved one)."""
+    """Build dataset, split, strategy and model from a resolved config (``split`` reuses a saved one).
+
+    ``Setup.config`` is the :func:`full_config`. Raises :class:`ConfigError` before anything is trained or
+    written when a value is invalid.
+    """
     cfg = dict(cfg)
+    set_deterministic(cfg["train"]["deterministic"])
     seed_everything(cfg["train"]["seed"])
     dataset = build_dataset(**cfg["dataset"])
     strategy = build_strategy(**cfg["strategy"])
     modalities = strategy.modalities(dataset.modalities)
+    strategy.validate(modalities)
+    device = resolve_device(str(cfg["train"]["device"]))
     if split is None:
         parts = stratified_split(dataset.labels, cfg["data"]["split"], cfg["train"]["seed"])
     else:
         parts = {k: torch.tensor(v, dtype=torch.long) for k, v in split.items()}
     dataset.standardize_(parts["train"])
-    encoders = {m: dict(dataset.default_encoders[m]) for m in modalities}
-    for m, enc in cfg["model"]["encoders"].items():
-        if m not in dataset.modalities:
-            raise ConfigError(f"model.encoders names modality {m!r}; dataset has {dataset.modalities}")
-        if m in encoders:
-            encoders[m] = dict(enc) if enc["name"] != encoders[m]["name"] else {**encoders[m], **enc}
+    feature_dim = cfg["model"]["feature_dim"]
+    encoders = encoder_configs(cfg["model"]["encoders"], dataset, modalities, feature_dim)
     model = build_model(
         encoders,
         {m: dataset.input_shape(m) for m in modalities},
         dataset.num_classes,
         strategy.head_config(),
-        cfg["model"]["feature_dim"],
+        feature_dim,
     )
-    return Setup(cfg, dataset, parts, strategy, model, resolve_device(str(cfg["train"]["device"])))
+    return Setup(full_config(cfg, strategy, encoders), dataset, parts, strategy, model, device)
+
+
+def resolved_facts(s: Setup) -> dict[str, Any]:
+    """The derived ``resolved`` section of ``config.yaml``: what the config implies on this machine."""
+    from mmbalance import __version__
+
+    return config_mod.plain(  # type: ignore[no-any-return]
+        {
+            "head": s.strategy.head_config(),
+            "modalities": s.model.modalities,
+            "device": str(s.device),
+            "config_hash": config_hash(s.config),
+            "torch": str(torch.__version__),
+            "mmbalance": __version__,
+        }
+    )
+
+
+def check_runs(configs: Sequence[Mapping[str, Any]]) -> None:
+    """Build every config (dataset, strategy values, encoders, model, the strategy's setup) without training
+    or writing anything: a compare or sweep fails on its first bad value before its first run starts."""
+    for cfg in configs:
+        make_trainer(build(config_mod.resolve(cfg)))
 
 
 def parameter_groups(model: MultimodalModel) -> list[dict[str, Any]]:
@@ -146,22 +227,26 @@ def make_trainer(s: Setup, epochs: int | None = None, **options: Any) -> Trainer
 def train_run(
     cfg: Mapping[str, Any], out: str | Path, progress: bool = False, log: Any = None
 ) -> dict[str, Any]:
-    """Train one run into ``out`` (resuming from ``out/last.pt`` if present) and return its metrics."""
+    """Train one run into ``out`` (resuming from ``out/last.pt`` if present) and return its metrics.
+
+    A finished run with the same config is reused (its metrics are returned); a run directory that holds
+    another config is refused. The run is built and validated before anything is written.
+    """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     cfg = config_mod.resolve(cfg)
-    _check_same_config(out, cfg)
+    s = build(cfg)
+    trainer = make_trainer(s, on_epoch=lambda t, st: _on_epoch(out, t, st), progress=progress)
+    check_run_dir(out, s.config)
     if (out / "metrics.json").exists():  # finished with this very config: nothing to do
         if log:
             log(f"{out} is finished; its metrics are reused (use a new --out to train again)")
-        return json.loads((out / "metrics.json").read_text())
-    s = build(cfg)
-    (out / "config.yaml").write_text(config_mod.dump(cfg))
+        return json.loads((out / "metrics.json").read_text())  # type: ignore[no-any-return]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(config_mod.dump({**s.config, config_mod.DERIVED: resolved_facts(s)}))
     (out / "split.json").write_text(json.dumps({k: v.tolist() for k, v in s.split.items()}))
     ld = loaders(s)
-    trainer = make_trainer(s, on_epoch=lambda t, st: _on_epoch(out, t, st), progress=progress)
     if (out / "last.pt").exists():
-        trainer.restore(torch.load(out / "last.pt", weights_only=False))
+        trainer.restore(load_checkpoint(out / "last.pt"))
         if log:
             log(f"resuming {out} at epoch {trainer.state.epoch}")
     state = trainer.fit(ld["train"], ld["val"])
@@ -170,15 +255,50 @@ def train_run(
     return metrics
 
 
-def _check_same_config(out: Path, cfg: Mapping[str, Any]) -> None:
-    """Refuse to resume or overwrite a run directory that was written with another config."""
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint of this library, on the CPU, without unpickling arbitrary objects."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)  # type: ignore[no-any-return]
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise ConfigError(
+            f"{path} is not a checkpoint that loads safely (tensors and plain values only): {reason}"
+        ) from exc
+
+
+def _comparable(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """A config as compared for resume and reuse: derived facts and the device do not count."""
+    same = {k: v for k, v in cfg.items() if k != config_mod.DERIVED}
+    same["train"] = {k: v for k, v in same["train"].items() if k != "device"}
+    return config_mod.plain(same)  # type: ignore[no-any-return]
+
+
+def config_diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested configs.
+
+    >>> config_diff({"train": {"epochs": 1, "seed": 0}}, {"train": {"epochs": 5, "seed": 0}})
+    ['train.epochs']
+    """
+    if not (isinstance(a, Mapping) and isinstance(b, Mapping)):
+        return [] if a == b else [prefix or "(root)"]
+    keys = list(dict.fromkeys([*a, *b]))
+    return [d for k in keys for d in config_diff(a.get(k), b.get(k), f"{prefix}{'.' if prefix else ''}{k}")]
+
+
+def check_run_dir(out: Path, cfg: Mapping[str, Any]) -> None:
+    """Refuse to resume or reuse a run directory that was written with another config (``cfg`` is a
+    :func:`full_config`; the device may differ). A directory whose run has not finished an epoch is free."""
     old = out / "config.yaml"
     started = (out / "last.pt").exists() or (out / "metrics.json").exists()
     if started and old.exists():
         import yaml
 
-        if yaml.safe_load(old.read_text()) != yaml.safe_load(config_mod.dump(cfg)):
-            raise ConfigError(f"{out} holds a run with another config; use a new --out directory")
+        diff = config_diff(_comparable(yaml.safe_load(old.read_text())), _comparable(cfg))
+        if diff:
+            raise ConfigError(
+                f"{out} holds a run with another config (differs in {', '.join(diff[:4])}); "
+                "use a new --out directory or remove that one"
+            )
 
 
 def _on_epoch(out: Path, trainer: Trainer, state: TrainState) -> None:
@@ -217,13 +337,17 @@ def _finish(out: Path, s: Setup, state: TrainState, ld: Mapping[str, BatchLoader
     return metrics
 
 
-def evaluate_run(run_dir: str | Path) -> dict[str, Any]:
-    """Re-evaluate a finished run from ``best.pt`` and its saved split (val and test)."""
+def evaluate_run(run_dir: str | Path, device: str | None = None) -> dict[str, Any]:
+    """Re-evaluate a finished run from ``best.pt`` and its saved split (val and test), on ``device`` (the
+    run's configured device when ``None``)."""
     run_dir = Path(run_dir)
     if not (run_dir / "best.pt").exists():
         raise ConfigError(f"{run_dir} has no best.pt; expected the directory of a finished `mmbalance train`")
-    ckpt = torch.load(run_dir / "best.pt", weights_only=False)
-    s = build(ckpt["config"], json.loads((run_dir / "split.json").read_text()))
+    ckpt = load_checkpoint(run_dir / "best.pt")
+    cfg = copy.deepcopy(ckpt["config"])
+    if device is not None:
+        cfg["train"]["device"] = device
+    s = build(config_mod.resolve(cfg), json.loads((run_dir / "split.json").read_text()))
     make_trainer(s)  # moves the model to the device and sets the strategy up, as in training
     s.model.load_state_dict(ckpt["model"])
     s.strategy.load_state_dict(ckpt["strategy"])

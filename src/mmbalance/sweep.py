@@ -1,7 +1,8 @@
 """``mmbalance sweep``: one hyperparameter over a grid of values x seeds, resumable, summarised.
 
-Layout of the sweep directory: ``runs/<param>=<value>/seed<k>/`` (standard run directories, trained
-with :func:`mmbalance.compare.run_all`, so finished runs are skipped on re-run), ``sweep.csv`` (one row
+Layout of the sweep directory: ``runs/<dataset>/<method>/<param>=<value>/seed<k>/`` (standard run
+directories, trained with :func:`mmbalance.compare.run_all`: every grid value is built and checked before the
+first run, and a finished run is reused only when its config is identical), ``sweep.csv`` (one row
 per value: mean and std over seeds) and ``sweep.png`` (the sensitivity figure).
 """
 
@@ -23,10 +24,12 @@ RESERVED = {"train__seed": "--seeds", "train__epochs": "--epochs"}
 
 @dataclass(frozen=True)
 class SweepSpec(RunSpec):
-    """A run of the sweep; ``label`` is ``<param>=<value>``, the run's directory under ``runs/``."""
+    """A run of the sweep; ``label`` is ``<param>=<value>``; the directory names dataset and method too."""
+
+    method: str = ""
 
     def directory(self, root: Path) -> Path:
-        return root / "runs" / self.label / f"seed{self.seed}"
+        return root / "runs" / self.dataset / self.method / self.label / f"seed{self.seed}"
 
 
 def parse_param(text: str) -> tuple[str, list[str]]:
@@ -51,13 +54,14 @@ def parse_param(text: str) -> tuple[str, list[str]]:
 def plan_sweep(
     dataset: str, method: str, key: str, grid: Sequence[str], seeds: int, overrides: Sequence[str]
 ) -> list[SweepSpec]:
-    """Validate every grid value's config (raising ConfigError before anything runs) and list the runs."""
+    """List the runs, after checking that every grid value gives a valid config (:func:`run_all` then builds
+    each one before the first run starts)."""
     base = (f"dataset__name={dataset}", f"strategy__name={method}", *overrides)
     specs = []
     for value in grid:
         over = (*base, f"{key}={value}")
         config_mod.resolve({}, over)
-        specs += [SweepSpec(dataset, f"{key}={value}", over, seed) for seed in range(seeds)]
+        specs += [SweepSpec(dataset, f"{key}={value}", over, seed, method) for seed in range(seeds)]
     return specs
 
 
@@ -107,7 +111,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     key, grid = parse_param(args.param)
     specs = plan_sweep(args.dataset, args.method, key, grid, args.seeds, args.overrides)
     root = Path(args.out)
-    root.mkdir(parents=True, exist_ok=True)
     results = run_all(specs, root, args.epochs, make_logger(args.quiet), show_progress(args.quiet))
     rows = sweep_rows(key, grid, summarize(results))
     write_csv(root / "sweep.csv", rows)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import random
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,21 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def set_deterministic(on: bool) -> None:
+    """Ask PyTorch for deterministic kernels (``train.deterministic``; ``compare`` turns it on).
+
+    On: ``torch.use_deterministic_algorithms(True)`` (an op without a deterministic kernel raises instead
+    of running), cuDNN in deterministic mode without autotuning, and ``CUBLAS_WORKSPACE_CONFIG`` set as
+    cuBLAS needs it (when not already set). Off: PyTorch's defaults. A CPU run is repeatable either way on
+    the same machine, torch build and thread count; on a GPU only the deterministic mode makes it so.
+    """
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(on)
+    torch.backends.cudnn.deterministic = on
+    torch.backends.cudnn.benchmark = False
 
 
 @torch.no_grad()
@@ -106,33 +122,44 @@ class Trainer:
 
     # -- checkpointing ------------------------------------------------------------------------------
     def checkpoint(self) -> dict[str, Any]:
+        """Everything to resume, as tensors and plain values (loadable with ``weights_only=True``)."""
+        name, keys, pos, has_gauss, gauss = np.random.get_state()
         return {
             "model": self.model.state_dict(),
             "optimizer": self.strategy.optimizer.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "strategy": self.strategy.state_dict(),
-            "state": self.state,
+            "state": {f.name: getattr(self.state, f.name) for f in fields(self.state)},
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                "numpy": np.random.get_state(),
+                "numpy": [
+                    name,
+                    torch.from_numpy(keys.astype(np.int64)),
+                    int(pos),
+                    int(has_gauss),
+                    float(gauss),
+                ],
                 "python": random.getstate(),
             },
         }
 
     def restore(self, ckpt: dict[str, Any]) -> None:
+        """Load :meth:`checkpoint` output (tensors may be on the CPU; they move to the model's device)."""
         self.model.load_state_dict(ckpt["model"])
         self.strategy.load_state_dict(ckpt["strategy"])
         self.strategy.optimizer.load_state_dict(ckpt["optimizer"])
         self._sync_scheduler()
         if self.scheduler is not None and ckpt["scheduler"] is not None:
             self.scheduler.load_state_dict(ckpt["scheduler"])
-        self.state = ckpt["state"]
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        if ckpt["rng"].get("cuda") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
-        np.random.set_state(ckpt["rng"]["numpy"])
-        random.setstate(ckpt["rng"]["python"])
+        self.state = TrainState(**ckpt["state"])
+        rng = ckpt["rng"]
+        torch.set_rng_state(rng["torch"].cpu())
+        if rng.get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([r.cpu() for r in rng["cuda"]])
+        name, keys, pos, has_gauss, gauss = rng["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+        random.setstate(tuple(v if not isinstance(v, list) else tuple(v) for v in rng["python"]))
 
     def _sync_scheduler(self) -> None:
         """A strategy may replace its optimizer (stage changes); the scheduler follows it."""

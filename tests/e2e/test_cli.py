@@ -117,7 +117,7 @@ def test_list_shows_components_with_defaults(capsys: pytest.CaptureFixture[str])
         (["optim__lr=abc"], "optim.lr='abc' is invalid"),
         (["train__patience=abc"], "train.patience='abc' is invalid"),
         (["data__split=[0.9, 0.1, 0.0]"], "test ratio=0.0 is invalid"),
-        (["--config", "/nonexistent/run.yaml"], "--config /nonexistent/run.yaml: cannot read it"),
+        (["--config", "/nonexistent/run.yaml"], "config file /nonexistent/run.yaml: not readable"),
     ],
 )
 def test_user_errors_are_one_line_exit_2(tmp_path: Path, args: list[str], fragment: str) -> None:

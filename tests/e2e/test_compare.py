@@ -77,7 +77,7 @@ def test_rerun_skips_finished_runs(copy: Path, finished: Path, capsys: pytest.Ca
     assert len(before) == 3
     assert compare(copy) == 0
     err = capsys.readouterr().err
-    assert err.count("done, skipped") == 3 and "training" not in err
+    assert err.count("done, reused") == 3 and "training" not in err
     assert mtimes(copy) == before
     assert read_csv(copy / "results.csv") == read_csv(finished / "results.csv")
 
@@ -89,7 +89,7 @@ def test_killed_compare_resumes_only_the_missing_run(copy: Path, capsys: pytest.
     before = mtimes(copy)
     assert compare(copy) == 0
     err = capsys.readouterr().err
-    assert err.count("done, skipped") == 2
+    assert err.count("done, reused") == 2
     assert [line for line in err.splitlines() if line.endswith(": training")] == [
         "[2/3] synthetic unimodal-b seed 0: training"
     ]
@@ -117,7 +117,7 @@ def test_sweep_writes_csv_and_figure(tmp_path: Path, capsys: pytest.CaptureFixtu
         "test_b_acc_std",
     } <= set(rows[0])
     assert (out / "sweep.png").read_bytes().startswith(PNG)
-    assert (out / "runs" / "optim__lr=0.01" / "seed0" / "metrics.json").exists()
+    assert (out / "runs" / "synthetic" / "joint" / "optim__lr=0.01" / "seed0" / "metrics.json").exists()
     assert "| optim__lr | seeds | test acc % |" in capsys.readouterr().out
 
 

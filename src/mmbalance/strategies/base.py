@@ -7,8 +7,9 @@ Two override depths:
   (gradient modulation methods live there).
 * **Depth 2** — multi-pass methods (SAM, alternating methods) override :meth:`training_step` entirely.
 
-Optional hooks: :meth:`setup`, :meth:`on_epoch_start`, :meth:`on_epoch_end`, :meth:`predict` (test-time
-fusion), :meth:`state_dict`/:meth:`load_state_dict` (learned state, attributes ending in ``_``).
+Optional hooks: :meth:`validate`, :meth:`setup`, :meth:`on_epoch_start`, :meth:`on_epoch_end`,
+:meth:`predict` (test-time fusion), :meth:`state_dict`/:meth:`load_state_dict` (learned state, attributes
+ending in ``_``).
 Constructors take keyword hyperparameters with defaults and store them unchanged; the trainer never asks
 a strategy its name. ``head`` chooses the fusion head the model is built with; :meth:`modalities` may
 restrict which of the dataset's modalities the model gets.
@@ -60,11 +61,18 @@ class Strategy:
             )
         return list(available)
 
+    def validate(self, modalities: Sequence[str]) -> None:
+        """Check the hyperparameters against the modalities the model gets; raise one-line ``ConfigError``s.
+
+        Called when a run is built, before anything is trained or written, and again by :meth:`setup`.
+        """
+
     # -- lifecycle hooks ----------------------------------------------------------------------------
     def setup(
         self, model: MultimodalModel, optimizer: Optimizer, make_optimizer: Callable[[], Optimizer]
     ) -> None:
         """Called once before training; learned state (attributes ending in ``_``) is created here."""
+        self.validate(model.modalities)
         self.model, self.optimizer, self.make_optimizer = model, optimizer, make_optimizer
 
     def on_epoch_start(self, epoch: int, train_loader: Any) -> None:

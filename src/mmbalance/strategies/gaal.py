@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -84,18 +83,19 @@ class GAAL(Alternating):
         self.ref_features = ref_features
         self.ghost_steps = ghost_steps
 
-    def setup(self, model: Any, optimizer: Any, make_optimizer: Any) -> None:
-        super().setup(model, optimizer, make_optimizer)
+    def validate(self, modalities: Sequence[str]) -> None:
         check_choice("ref_features", self.ref_features, ("fresh", "stale"))
         check_range("margin", self.margin, 0.0)
         check_range("eps", self.eps, 0.0)
+        if not isinstance(self.ghost_steps, bool):
+            raise ConfigError(f"ghost_steps={self.ghost_steps!r} is invalid; expected true or false")
         ratios = self.ratios or {}
-        if not isinstance(ratios, Mapping) or set(ratios) - set(model.modalities):
+        if not isinstance(ratios, Mapping) or set(ratios) - set(modalities):
             raise ConfigError(
                 f"ratios={self.ratios!r} is invalid; expected a mapping from modalities "
-                f"{model.modalities} to fractions, e.g. {{{model.modalities[0]}: 0.5}}"
+                f"{list(modalities)} to fractions, e.g. {{{modalities[0]}: 0.5}}"
             )
-        for m in model.modalities:
+        for m in modalities:
             check_range(f"ratio of {m}", self.ratio_of(m), 0.0, 1.0)
 
     def ratio_of(self, modality: str) -> float:

@@ -118,6 +118,9 @@ class IGM(Strategy):
                 f"igm epoch_list={self.epoch_list!r}; expected a non-empty list of integers >= 1"
             )
 
+    def validate(self, modalities: Sequence[str]) -> None:
+        self._validate()
+
     def setup(
         self, model: MultimodalModel, optimizer: Optimizer, make_optimizer: Callable[[], Optimizer]
     ) -> None:

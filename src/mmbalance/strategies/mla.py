@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from mmbalance.errors import ConfigError, check_choice
+from mmbalance.errors import ConfigError, check_choice, check_range
 from mmbalance.grad import OrthogonalProjector
 from mmbalance.strategies.alternating import Alternating
 from mmbalance.strategies.registry import STRATEGIES
@@ -63,17 +63,19 @@ class MLA(Alternating):
         self.fusion_weights = fusion_weights
         self.normalize = normalize
 
-    def setup(self, model: Any, optimizer: Any, make_optimizer: Any) -> None:
-        super().setup(model, optimizer, make_optimizer)
+    def validate(self, modalities: Sequence[str]) -> None:
         check_choice("projection", self.projection, ("owm", "none", "identity"))
         check_choice("fusion", self.fusion, ("entropy", "fixed"))
         weights = self.fusion_weights
-        if weights is not None and (
-            not isinstance(weights, Mapping) or set(weights) != set(model.modalities)
-        ):
+        if weights is not None and (not isinstance(weights, Mapping) or set(weights) != set(modalities)):
             raise ConfigError(
-                f"fusion_weights={weights!r} is invalid; expected one weight per modality {model.modalities}"
+                f"fusion_weights={weights!r} is invalid; expected one weight per modality {list(modalities)}"
             )
+        for m, w in (weights or {}).items():
+            check_range(f"fusion weight of {m}", w, 0.0)
+
+    def setup(self, model: Any, optimizer: Any, make_optimizer: Any) -> None:
+        super().setup(model, optimizer, make_optimizer)
         weight = model.head.fc.weight
         self.projector_ = OrthogonalProjector(weight.shape[1], self.normalize, device=weight.device)
         self.updates_, self.batch_, self.per_epoch_ = 0, 0, 1
