@@ -17,12 +17,14 @@ class SequenceEncoder(nn.Module):
     """1-D convolutions over time, then masked mean + max pooling over the valid frames.
 
     Input ``[B, T, F + 1]``: ``F`` features per frame and a last channel that is 1 for real frames and 0
-    for padding. Per width in ``channels``: ``Conv1d(kernel_size, 'same' padding) -> MaskedBatchNorm1d ->
-    ReLU``, with the padded frames zeroed again after each layer (a convolution leaks across time) and
-    before the first. The norm's statistics come from real frames only, by masked sums, so appending
-    padding changes nothing, in training or eval mode, and a forward never synchronises with the device
-    (no boolean indexing, no ``.item()``). The mean and max over real frames (a clip with no real frame
-    gives zeros) are concatenated and mapped by ``Linear(out_dim)`` and ReLU.
+    for padding; the class attribute ``mask_channel = True`` declares this layout to code that transforms
+    inputs (mixup, say, must keep that channel 0/1). Per width in ``channels``: ``Conv1d(kernel_size,
+    'same' padding) -> MaskedBatchNorm1d -> ReLU``, with the padded frames zeroed again after each layer
+    (a convolution leaks across time) and before the first. The norm's statistics come from real frames
+    only, by masked sums, so appending padding changes nothing, in training or eval mode, and a forward
+    never synchronises with the device (no boolean indexing, no ``.item()``). The mean and max over real
+    frames (a clip with no real frame gives zeros) are concatenated and mapped by ``Linear(out_dim)`` and
+    ReLU.
 
     >>> enc = SequenceEncoder(input_shape=(10, 4), out_dim=6, channels=(8,)).eval()
     >>> x = torch.randn(2, 10, 4)
@@ -30,6 +32,8 @@ class SequenceEncoder(nn.Module):
     >>> enc(x).shape
     torch.Size([2, 6])
     """
+
+    mask_channel = True
 
     def __init__(
         self,
