@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from mmbalance.errors import ConfigError
+from mmbalance.models.masked_norm import MaskedBatchNorm1d
 from mmbalance.models.registry import ENCODERS
 
 
@@ -16,11 +17,14 @@ class SequenceEncoder(nn.Module):
     """1-D convolutions over time, then masked mean + max pooling over the valid frames.
 
     Input ``[B, T, F + 1]``: ``F`` features per frame and a last channel that is 1 for real frames and 0
-    for padding. Per width in ``channels``: ``Conv1d(kernel_size, 'same' padding) -> BatchNorm -> ReLU``,
-    then the padded frames are zeroed again (a convolution leaks across time). The frames are zeroed
-    before the first convolution too, and BatchNorm's statistics are taken over real frames only, so
-    appending padding changes nothing, in training or eval mode. The mean and max over real frames
-    (a clip with no real frame gives zeros) are concatenated and mapped by ``Linear(out_dim)`` and ReLU.
+    for padding; the class attribute ``mask_channel = True`` declares this layout to code that transforms
+    inputs (mixup, say, must keep that channel 0/1). Per width in ``channels``: ``Conv1d(kernel_size,
+    'same' padding) -> MaskedBatchNorm1d -> ReLU``, with the padded frames zeroed again after each layer
+    (a convolution leaks across time) and before the first. The norm's statistics come from real frames
+    only, by masked sums, so appending padding changes nothing, in training or eval mode, and a forward
+    never synchronises with the device (no boolean indexing, no ``.item()``). The mean and max over real
+    frames (a clip with no real frame gives zeros) are concatenated and mapped by ``Linear(out_dim)`` and
+    ReLU.
 
     >>> enc = SequenceEncoder(input_shape=(10, 4), out_dim=6, channels=(8,)).eval()
     >>> x = torch.randn(2, 10, 4)
@@ -28,6 +32,8 @@ class SequenceEncoder(nn.Module):
     >>> enc(x).shape
     torch.Size([2, 6])
     """
+
+    mask_channel = True
 
     def __init__(
         self,
@@ -51,7 +57,7 @@ class SequenceEncoder(nn.Module):
         self.convs, self.norms = nn.ModuleList(), nn.ModuleList()
         for c in channels:
             self.convs.append(nn.Conv1d(c_in, c, kernel_size, padding=kernel_size // 2, bias=False))
-            self.norms.append(nn.BatchNorm1d(c))
+            self.norms.append(MaskedBatchNorm1d(c))
             c_in = c
         self.proj = nn.Sequential(nn.Linear(2 * c_in, out_dim), nn.ReLU())
 
@@ -60,10 +66,7 @@ class SequenceEncoder(nn.Module):
         keep = valid.unsqueeze(1).to(x.dtype)  # [B, 1, T]
         h = x[..., :-1].transpose(1, 2) * keep  # [B, F, T]
         for conv, norm in zip(self.convs, self.norms, strict=True):
-            h = conv(h).transpose(1, 2)  # [B, T, C]
-            out = h.new_zeros(h.shape)
-            out[valid] = torch.relu(norm(h[valid]))  # statistics over real frames only
-            h = out.transpose(1, 2)  # padded frames are exactly 0 again
+            h = torch.relu(norm(conv(h), valid))  # [B, C, T]; padded frames are exactly 0 again
         count = keep.sum(-1).clamp_min(1.0)  # [B, 1]
         mean = h.sum(-1) / count
         peak = h.amax(-1)  # ReLU features are >= 0 and padding is 0, so padding never raises the max

@@ -39,21 +39,36 @@ def stage_index(epoch: int, epoch_list: Sequence[int] | None, stage_epochs: int)
 
 
 def mixup(
-    x: Tensor, y: Tensor, alpha: float, rng: np.random.Generator
+    x: Tensor, y: Tensor, alpha: float, rng: np.random.Generator, mask_channel: bool = False
 ) -> tuple[Tensor, Tensor, float | None]:
     """``(λx + (1-λ)x[π], y[π], λ)`` with ``λ ~ Beta(α, α)`` and a permutation ``π`` drawn from ``rng`` on the
     host (no device sync; the same draws on every device); ``(x, y, None)`` when ``alpha == 0`` or ``x``
     is not floating point.
 
+    ``mask_channel``: ``x`` is a padded sequence ``[B, T, F + 1]`` whose last channel is 1 on real frames
+    and 0 on padding. Only the features are mixed, each clip's padded frames counting as zeros, and the
+    mask becomes the union of the two clips' masks: every frame real in either clip stays real and holds
+    ``λx + (1-λ)x[π]``, so the input is still a λ : 1-λ blend, as the loss assumes. The draws from ``rng``
+    are the same with or without ``mask_channel``.
+
     >>> x, y_perm, lam = mixup(torch.ones(4, 2), torch.arange(4), 0.0, np.random.default_rng(0))
     >>> lam is None and torch.equal(y_perm, torch.arange(4))
     True
+    >>> clips = torch.tensor([[[2.0, 1.0], [0.0, 0.0]], [[4.0, 1.0], [6.0, 1.0]]])  # 1 and 2 real frames
+    >>> mixed, _, lam = mixup(clips, torch.arange(2), 1.0, np.random.default_rng(0), mask_channel=True)
+    >>> round(lam, 3), [[round(v, 3) for v in frame] for frame in mixed[0].tolist()]  # π swaps the clips
+    (0.702, [[2.595, 1.0], [1.785, 1.0]])
     """
     if alpha == 0 or not x.is_floating_point():
         return x, y, None
     lam = float(rng.beta(alpha, alpha))
     perm = torch.from_numpy(rng.permutation(x.shape[0])).to(x.device)
-    return lam * x + (1 - lam) * x[perm], y[perm], lam
+    if not mask_channel:
+        return lam * x + (1 - lam) * x[perm], y[perm], lam
+    mask = x[..., -1:]
+    frames = x[..., :-1] * mask  # padded frames hold zeros
+    mixed = lam * frames + (1 - lam) * frames[perm]
+    return torch.cat([mixed, torch.maximum(mask, mask[perm])], dim=-1), y[perm], lam
 
 
 def mixed_loss(logits: Tensor, y: Tensor, y_perm: Tensor, lam: float | None, tilt: float = 0.0) -> Tensor:

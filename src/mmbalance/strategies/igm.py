@@ -68,7 +68,8 @@ class IGM(Strategy):
     reproduces the code's effective loss in one pass. Selection and reloading use the validation split,
     not the test split; the model is reloaded from a state copy, not rebuilt. Only shape-matched Linear
     layers get a projector; eigh replaces svd. Our head has a ReLU after every hidden layer (the
-    released head has none between its last two Linears).
+    released head has none between its last two Linears). Mixup of a padded sequence (its encoder
+    declares ``mask_channel``) mixes the features only and keeps the union of the two validity masks.
     """
 
     name = "igm"
@@ -129,6 +130,7 @@ class IGM(Strategy):
         mods = model.modalities
         self._params = {m: model.modality_parameters(m) for m in mods}
         self._layers = {m: modality_linears(model, m, self.project_layers == "all") for m in mods}
+        self._masked = {m: bool(getattr(model.encoders[m], "mask_channel", False)) for m in mods}
         self.active_: str = mods[0]
         self.stage_: int = -1
         self.step_: int = 0
@@ -195,7 +197,7 @@ class IGM(Strategy):
     def training_step(self, batch: Batch, epoch: int) -> StepResult:
         m = self._modality_for_step()
         params = self._params[m]
-        x, y_perm, lam = mixup(batch.inputs[m], batch.label, self.mixup_alpha, self._rng)
+        x, y_perm, lam = mixup(batch.inputs[m], batch.label, self.mixup_alpha, self._rng, self._masked[m])
         tilt = self.flat_ratio if self.sam_mode == "released" else 0.0
 
         def loss_fn() -> Tensor:

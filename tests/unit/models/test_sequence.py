@@ -1,9 +1,16 @@
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from mmbalance.errors import ConfigError
+from mmbalance.models.masked_norm import MaskedBatchNorm1d
 from mmbalance.models.registry import ENCODERS
 from mmbalance.models.sequence import SequenceEncoder
 
@@ -78,3 +85,87 @@ def test_empty_clip_gives_finite_features() -> None:
     enc = SequenceEncoder(input_shape=(8, 3), out_dim=4, channels=(4,)).eval()
     out = enc(_batch([0, 8], t=8, features=2))
     assert torch.isfinite(out).all() and out.shape == (2, 4)
+
+
+def boolean_index_forward(enc: SequenceEncoder, x: torch.Tensor) -> torch.Tensor:
+    """The encoder's former forward: nn.BatchNorm1d on the real frames gathered by boolean indexing."""
+    valid = x[..., -1] > 0.5
+    keep = valid.unsqueeze(1).to(x.dtype)
+    h = x[..., :-1].transpose(1, 2) * keep
+    for conv, norm in zip(enc.convs, enc.norms, strict=True):
+        h = conv(h).transpose(1, 2)
+        out = h.new_zeros(h.shape)
+        out[valid] = torch.relu(nn.BatchNorm1d.forward(norm, h[valid]))
+        h = out.transpose(1, 2)
+    count = keep.sum(-1).clamp_min(1.0)
+    return enc.proj(torch.cat([h.sum(-1) / count, h.amax(-1)], dim=1))
+
+
+def test_matches_the_boolean_index_forward(device: str) -> None:
+    torch.manual_seed(0)
+    enc = SequenceEncoder(input_shape=(12, 14), out_dim=16, channels=(8, 6)).to(device)
+    ref = copy.deepcopy(enc)
+    assert all(isinstance(n, MaskedBatchNorm1d) for n in enc.norms)
+    for step, lengths in enumerate(([3, 12, 6, 1], [12, 2, 9, 5], [7, 7, 0, 11])):
+        x = _batch(lengths, t=12, seed=step).to(device)
+        for module in (enc, ref):
+            module.zero_grad(set_to_none=True)
+        out, want = enc(x), boolean_index_forward(ref, x)
+        torch.testing.assert_close(out, want, atol=1e-5, rtol=1e-5)
+        out.square().sum().backward()
+        want.square().sum().backward()
+        for (name, got), expected in zip(enc.state_dict().items(), ref.state_dict().values(), strict=True):
+            torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5, msg=name)
+        for (name, p), q in zip(enc.named_parameters(), ref.parameters(), strict=True):
+            torch.testing.assert_close(p.grad, q.grad, atol=1e-4, rtol=1e-4, msg=name)
+    enc.eval(), ref.eval()
+    x = _batch([4, 12, 8], t=12, seed=9).to(device)
+    torch.testing.assert_close(enc(x), boolean_index_forward(ref, x), atol=1e-5, rtol=1e-5)
+
+
+SYNCING_OPS = {"nonzero", "masked_select", "_local_scalar_dense", "item", "nonzero_static"}
+INDEXING_OPS = {"index", "index_put", "index_put_", "_index_put_impl_"}
+
+
+class SyncRecorder(TorchDispatchMode):
+    """Records the aten ops whose result waits for the device: ``.item()``-like reads, nonzero,
+    masked_select, and indexing with a boolean index (its result's size depends on the data)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        name = func.overloadpacket.__name__
+        bool_index = name in INDEXING_OPS and any(
+            isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in args[1] if i is not None
+        )
+        if name in SYNCING_OPS or bool_index:
+            self.found.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def syncing_ops(run: Callable[[], None]) -> list[str]:
+    with SyncRecorder() as recorder:
+        run()
+    return recorder.found
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_forward_and_backward_never_wait_for_the_device(train: bool, device: str) -> None:
+    enc = SequenceEncoder(input_shape=(12, 14), out_dim=8, channels=(8, 8)).to(device).train(train)
+    x = _batch([3, 12, 6, 0], t=12).to(device).requires_grad_(True)
+
+    def step() -> None:
+        enc(x).square().sum().backward()
+
+    assert syncing_ops(lambda: boolean_index_forward(enc, x).sum().backward())  # the recorder sees them
+    assert syncing_ops(step) == []
+    cumulative = MaskedBatchNorm1d(8, momentum=None).to(device)  # nn.BatchNorm1d reads its counter here
+    assert syncing_ops(lambda: cumulative(torch.randn(4, 8, 5, device=device), x[:, :5, -1] > 0)) == []
+    if torch.device(device).type == "cuda":
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            step()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")

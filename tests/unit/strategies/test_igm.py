@@ -15,10 +15,11 @@ from mmbalance.data import BatchLoader, build_dataset
 from mmbalance.errors import ConfigError
 from mmbalance.grad import InputCovariance, flat_projector
 from mmbalance.models import build_model
-from mmbalance.strategies._igm_stages import mixed_loss, modality_linears, stage_index
+from mmbalance.strategies._igm_stages import mixed_loss, mixup, modality_linears, stage_index
 from mmbalance.strategies.igm import IGM
 from mmbalance.testing import TinyProblem, check_strategy, params_of, same_tensors, tiny_problem
 from mmbalance.trainer import Trainer
+from mmbalance.types import Batch
 
 FAST = {"head_hidden": (16, 8)}
 PLAIN = {**FAST, "temperature": 0.0, "rho": 0.0, "mixup_alpha": 0.0, "schedule": "batch"}
@@ -341,3 +342,68 @@ def test_trainer_follows_the_stage_optimizer(device: str) -> None:
     assert trainer.scheduler is not None and trainer.scheduler.optimizer is p.strategy.optimizer
     assert ["projection_shrink" in row for row in state.history] == [False, True, True]
     assert all(math.isfinite(row["train_loss"]) for row in state.history)
+
+
+def clips(lengths: list[int], device: str, t: int = 10, features: int = 4) -> torch.Tensor:
+    """Padded sequences ``[B, t, features + 1]``: zeros on padded frames, the last channel the mask."""
+    g = torch.Generator().manual_seed(len(lengths))
+    real = torch.arange(t) < torch.tensor(lengths)[:, None]
+    x = torch.randn(len(lengths), t, features, generator=g) * real[..., None]
+    return torch.cat([x, real[..., None].float()], dim=-1).to(device)
+
+
+def test_mixup_of_sequences_keeps_the_union_of_frames(device: str) -> None:
+    x, rows = clips([3, 8], device), torch.arange(2, device=device)
+    lams, swapped = set(), 0
+    for seed in range(8):
+        mixed, perm, lam = mixup(x, rows, 1.0, np.random.default_rng(seed), mask_channel=True)
+        assert lam is not None
+        lams.add(lam)
+        union = torch.maximum(x[..., -1], x[perm, :, -1])
+        assert torch.equal(mixed[..., -1], union)
+        want = lam * x[..., :-1] + (1 - lam) * x[perm, :, :-1]
+        torch.testing.assert_close(mixed[..., :-1], want, atol=1e-6, rtol=0)
+        if perm[0] == 1:  # the 3-frame clip mixed with the 8-frame one: 8 real frames in both
+            swapped += 1
+            assert mixed[..., -1].sum(1).tolist() == [8.0, 8.0]
+    assert len(lams) == 8 and 0 < swapped < 8
+
+
+def test_mixup_without_mask_channel_is_unchanged(device: str) -> None:
+    x, y = torch.randn(6, 4, 3, device=device), torch.arange(6, device=device)
+    for seed in range(3):
+        rng, masked_rng, ref = (np.random.default_rng(seed) for _ in range(3))
+        mixed, y_perm, lam = mixup(x, y, 0.4, rng)
+        want_lam = float(ref.beta(0.4, 0.4))
+        perm = torch.from_numpy(ref.permutation(6)).to(device)
+        assert lam == want_lam and torch.equal(y_perm, y[perm])
+        assert torch.equal(mixed, want_lam * x + (1 - want_lam) * x[perm])
+        mixup(x, y, 0.4, masked_rng, mask_channel=True)  # the same host draws
+        assert masked_rng.bit_generator.state == rng.bit_generator.state
+
+
+def test_step_on_a_sequence_modality_feeds_the_encoder_the_union_mask(device: str) -> None:
+    torch.manual_seed(0)
+    strategy = IGM(**FAST, schedule="batch", rho=0.5)  # paper SAM: the encoder runs twice
+    encoders = {"a": {"name": "sequence", "channels": (4,)}, "b": {"name": "mlp", "hidden": (8,)}}
+    model = build_model(encoders, {"a": (10, 5), "b": (6,)}, 3, strategy.head_config(), 8).to(device)
+
+    def make_opt() -> torch.optim.Optimizer:
+        return torch.optim.SGD(model.parameters(), lr=0.05)
+
+    strategy.setup(model, make_opt(), make_opt)
+    assert [getattr(model.encoders[m], "mask_channel", False) for m in "ab"] == [True, False]
+    x = clips([3, 8, 1, 10, 5, 6], device)
+    batch = Batch({"a": x, "b": torch.randn(6, 6, device=device)}, torch.arange(6, device=device) % 3)
+    rng = np.random.default_rng()
+    rng.bit_generator.state = strategy.state_dict()["rng_"]  # replay the strategy's draws
+    lam, perm = float(rng.beta(1.0, 1.0)), torch.from_numpy(rng.permutation(6)).to(device)
+    union = torch.maximum(x[..., -1], x[perm, :, -1])
+    seen: list[torch.Tensor] = []
+    model.encoders["a"].register_forward_pre_hook(lambda _, args: seen.append(args[0].detach().clone()))
+    strategy.on_epoch_start(0, [])
+    strategy.training_step(batch, 0)
+    assert strategy.active_ == "a" and len(seen) == 2 and not torch.equal(union, x[..., -1])
+    for got in seen:
+        assert torch.equal(got[..., -1], union)
+        torch.testing.assert_close(got[..., :-1], lam * x[..., :-1] + (1 - lam) * x[perm, :, :-1])
