@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from mmbalance.errors import ConfigError, MMBalanceError
+from mmbalance.plugins import load_plugins
 
 
 def show_progress(quiet: bool) -> bool:
@@ -90,6 +91,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmbalance", description=__doc__)
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE (a dotted module name or a .py file) first, so the components it registers "
+        "exist; repeatable; MMBALANCE_PLUGINS=mod1,mod2 does the same for every run",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train one run and write its run directory")
@@ -128,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra:
         args.overrides = [*args.overrides, *extra]
     try:
+        load_plugins(args.plugin)  # MMBALANCE_PLUGINS, then each --plugin
         return int(args.func(args))
     except MMBalanceError as exc:
         print(f"mmbalance: error: {exc}", file=sys.stderr)
