@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import re
-from collections.abc import Callable, Iterable
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +70,59 @@ def assert_self_contained_html(text: str, labels: Iterable[str]) -> None:
 @pytest.fixture
 def check_html() -> Callable[[str, Iterable[str]], None]:
     return assert_self_contained_html
+
+
+SMOOTH_PLUGIN = '''"""A strategy that lives outside the package: joint training with label smoothing."""
+
+from torch import Tensor
+import torch.nn.functional as F
+
+from mmbalance import Batch, ModelOutput, Strategy
+from mmbalance.strategies.registry import STRATEGIES
+
+
+@STRATEGIES.register("smooth_joint")
+class SmoothJoint(Strategy):
+    """Joint training on the fused logits with a label-smoothed cross-entropy."""
+
+    name = "smooth_joint"
+
+    def __init__(self, smoothing: float = 0.1, head: str = "concat") -> None:
+        self.smoothing = smoothing
+        self.head = head
+
+    def loss(self, out: ModelOutput, batch: Batch) -> Tensor:
+        return F.cross_entropy(out.logits, batch.label, label_smoothing=self.smoothing)
+'''
+
+
+@pytest.fixture
+def plugin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A folder outside the package, first on ``sys.path``. Afterwards every registry has its components
+    and its entry-point flag back, and the modules imported from the folder are forgotten."""
+    from mmbalance.data import DATASETS
+    from mmbalance.models import ENCODERS, HEADS
+    from mmbalance.strategies import STRATEGIES
+
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.delenv("MMBALANCE_PLUGINS", raising=False)
+    saved = [(reg, dict(reg._items), reg._plugins_loaded) for reg in (DATASETS, ENCODERS, HEADS, STRATEGIES)]
+    yield folder
+    for reg, items, loaded in saved:
+        reg._items.clear()
+        reg._items.update(items)
+        reg._plugins_loaded = loaded
+    for name, module in list(sys.modules.items()):
+        if str(getattr(module, "__file__", None) or "").startswith(str(folder)):
+            del sys.modules[name]
+
+
+@pytest.fixture
+def smooth_plugin(plugin_dir: Path) -> Path:
+    """``smooth_plugin.py`` in ``plugin_dir``: registers the ``smooth_joint`` strategy when imported."""
+    path = plugin_dir / "smooth_plugin.py"
+    path.write_text(SMOOTH_PLUGIN)
+    importlib.invalidate_caches()
+    return path

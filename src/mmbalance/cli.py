@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mmbalance.errors import MMBalanceError
+from mmbalance.plugins import load_plugins
 
 
 def show_progress(quiet: bool) -> bool:
@@ -80,6 +81,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmbalance", description=__doc__)
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE (a dotted module name or a .py file) first, so the components it registers "
+        "exist; repeatable; MMBALANCE_PLUGINS=mod1,mod2 does the same for every run",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     from mmbalance.config import DEFAULTS
@@ -131,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra:
         args.overrides = [*args.overrides, *extra]
     try:
+        load_plugins(args.plugin)  # MMBALANCE_PLUGINS, then each --plugin
         return int(args.func(args))
     except MMBalanceError as exc:
         print(f"mmbalance: error: {exc}", file=sys.stderr)

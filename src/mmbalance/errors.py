@@ -24,6 +24,10 @@ class UnknownNameError(ConfigError, KeyError):
         return str(self.args[0])
 
 
+class PluginError(ConfigError):
+    """A plugin (an entry point, a ``--plugin`` module, one named in ``MMBALANCE_PLUGINS``) failed to load."""
+
+
 class TrainingDiverged(MMBalanceError, ArithmeticError):
     """The training loss became NaN or infinite."""
 

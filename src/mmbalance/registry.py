@@ -1,6 +1,8 @@
 """A small typed registry: a decorator that refuses duplicates, ``names()``, ``build()``, ``params()``.
 
 Registration happens by explicit import in each package's ``__init__``; nothing scans the file system.
+A registry may also name an entry-point group: the plugins installed under it are imported once, the
+first time the registry is looked up (see :mod:`mmbalance.plugins`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from mmbalance.errors import ConfigError, UnknownNameError
+from mmbalance.plugins import load_entry_points
 
 T = TypeVar("T")
 
@@ -27,9 +30,27 @@ class Registry(Generic[T]):
     {'size': 3}
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, entry_points: str | None = None) -> None:
         self.kind = kind
+        self.entry_points = entry_points
         self._items: dict[str, Callable[..., T]] = {}
+        self._plugins_loaded = entry_points is None
+
+    def _load_plugins(self) -> None:
+        """Import the entry points of the group once, before the first lookup.
+
+        The flag is set before importing, so a plugin that queries this registry while it is imported sees
+        the components registered so far instead of recursing; after a failure it is cleared, so the next
+        lookup raises the same error rather than silently missing the plugin.
+        """
+        if self._plugins_loaded or self.entry_points is None:
+            return
+        self._plugins_loaded = True
+        try:
+            load_entry_points(self.entry_points)
+        except BaseException:
+            self._plugins_loaded = False
+            raise
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
         def decorator(factory: Callable[..., T]) -> Callable[..., T]:
@@ -41,9 +62,11 @@ class Registry(Generic[T]):
         return decorator
 
     def names(self) -> list[str]:
+        self._load_plugins()
         return sorted(self._items)
 
     def get(self, name: str) -> Callable[..., T]:
+        self._load_plugins()
         if name not in self._items:
             raise UnknownNameError(self.kind, name, self._items)
         return self._items[name]

@@ -5,4 +5,4 @@ from __future__ import annotations
 from mmbalance.data.base import MultimodalDataset
 from mmbalance.registry import Registry
 
-DATASETS: Registry[MultimodalDataset] = Registry("dataset")
+DATASETS: Registry[MultimodalDataset] = Registry("dataset", entry_points="mmbalance.datasets")

@@ -6,5 +6,5 @@ from torch import nn
 
 from mmbalance.registry import Registry
 
-ENCODERS: Registry[nn.Module] = Registry("encoder")
-HEADS: Registry[nn.Module] = Registry("head")
+ENCODERS: Registry[nn.Module] = Registry("encoder", entry_points="mmbalance.encoders")
+HEADS: Registry[nn.Module] = Registry("head", entry_points="mmbalance.heads")

@@ -9,4 +9,4 @@ from mmbalance.registry import Registry
 if TYPE_CHECKING:
     from mmbalance.strategies.base import Strategy
 
-STRATEGIES: Registry[Strategy] = Registry("method")
+STRATEGIES: Registry[Strategy] = Registry("method", entry_points="mmbalance.strategies")
