@@ -93,7 +93,7 @@ def test_resume_after_early_stopping_trains_no_extra_epoch(
 
 def test_best_checkpoint_holds_the_strategy_state_of_the_best_epoch(tmp_path: Path) -> None:
     train_run(cfg_for("mla", "train__epochs=3", "optim__lr=0"), tmp_path / "r")  # best epoch 0
-    best = torch.load(tmp_path / "r" / "best.pt", weights_only=False)
+    best = torch.load(tmp_path / "r" / "best.pt", weights_only=True)
     steps_per_epoch = 120 * 6 // 10 // 16  # 72 training rows, batches of 16, last one dropped
     assert (
         best["strategy"]["batch_"] == steps_per_epoch and best["strategy"]["updates_"] == 2 * steps_per_epoch
