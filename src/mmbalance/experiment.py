@@ -49,7 +49,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device={name!r} but this torch build sees no CUDA device; use --device cpu or auto")
+        raise ConfigError(f"train.device={name!r} but this torch build sees no CUDA device; use --device cpu")
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"train.device={name!r} but MPS is not available here; use --device cpu or auto")
     return device
