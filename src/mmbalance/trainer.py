@@ -75,11 +75,31 @@ class TrainState:
 
 
 def make_scheduler(cfg: dict[str, Any], optimizer: Optimizer, epochs: int) -> LRScheduler | None:
+    """The configured scheduler over ``optimizer``, at the start of its schedule (``None``: constant rate)."""
     if cfg["name"] == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, cfg["step_size"], cfg["gamma"])
     if cfg["name"] == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     return None
+
+
+def continue_schedule(new: LRScheduler, old: LRScheduler) -> None:
+    """Move ``old``'s position onto ``new``, a scheduler of the same kind over a replacement optimizer.
+
+    ``new`` takes ``old``'s state (epoch count, base rates) and its optimizer's groups take the rates
+    ``old``'s optimizer holds now. StepLR and CosineAnnealingLR compute each rate from the group's current
+    one (their chainable form), so both are needed: afterwards ``new`` yields exactly the rates ``old``
+    would have, as one scheduler over the whole run.
+    """
+    groups, before = new.optimizer.param_groups, old.optimizer.param_groups
+    if len(groups) != len(before):
+        raise ValueError(
+            f"the replacement optimizer has {len(groups)} parameter groups; the one it replaces had "
+            f"{len(before)}, so the learning-rate schedule cannot continue"
+        )
+    new.load_state_dict(copy.deepcopy(old.state_dict()))
+    for group, prev in zip(groups, before, strict=True):
+        group["lr"], group["initial_lr"] = prev["lr"], prev["initial_lr"]
 
 
 @dataclass
@@ -135,9 +155,15 @@ class Trainer:
         random.setstate(ckpt["rng"]["python"])
 
     def _sync_scheduler(self) -> None:
-        """A strategy may replace its optimizer (stage changes); the scheduler follows it."""
-        if self.scheduler is not None and self.scheduler.optimizer is not self.strategy.optimizer:
-            self.scheduler = make_scheduler(self.scheduler_cfg, self.strategy.optimizer, self.epochs)
+        """A strategy may replace its optimizer (stage changes); the scheduler follows it. The new one
+        continues the run's schedule (the rates of one scheduler over all epochs) unless the strategy's
+        ``restart_schedule`` asks for a fresh schedule."""
+        old = self.scheduler
+        if old is None or old.optimizer is self.strategy.optimizer:
+            return
+        self.scheduler = make_scheduler(self.scheduler_cfg, self.strategy.optimizer, self.epochs)
+        if self.scheduler is not None and not self.strategy.restart_schedule:
+            continue_schedule(self.scheduler, old)
 
     # -- the loop -----------------------------------------------------------------------------------
     def train_epoch(self, loader: Any, epoch: int) -> dict[str, float]:
@@ -153,10 +179,11 @@ class Trainer:
             for k, v in {"train_loss": result.loss, **result.logs}.items():
                 totals[k] = totals.get(k, 0) + v.detach().float()
                 counts[k] = counts.get(k, 0) + 1
+        lr = float(self.strategy.optimizer.param_groups[0]["lr"])  # the rate this epoch trained with
         if self.scheduler is not None:
             self.scheduler.step()
         # Each log is averaged over the steps that reported it; one host sync per key and epoch.
-        return {k: float(v) / counts[k] for k, v in totals.items()}
+        return {**{k: float(v) / counts[k] for k, v in totals.items()}, "lr": lr}
 
     def stopped_early(self) -> bool:
         return bool(self.patience) and self.state.stale_epochs >= self.patience
@@ -175,7 +202,6 @@ class Trainer:
                 )
             val = evaluate(self.model, self.strategy, val_loader, self.device)
             row.update(flat_metrics("val", val))
-            row["lr"] = float(self.strategy.optimizer.param_groups[0]["lr"])
             row["train_seconds"], row["seconds"] = train_seconds, time.perf_counter() - start
             self.strategy.on_epoch_end(epoch, row)
             self._record(row, val[self.select_metric], train_seconds)
