@@ -189,7 +189,8 @@ def _on_epoch(out: Path, trainer: Trainer, state: TrainState) -> None:
 
 
 def _finish(out: Path, s: Setup, state: TrainState, ld: Mapping[str, BatchLoader]) -> dict[str, Any]:
-    assert state.best_model is not None and state.best_strategy is not None
+    if state.best_model is None or state.best_strategy is None:  # Trainer.fit raises before this happens
+        raise ConfigError(f"{out}: no epoch had a finite validation {s.config['train']['select_metric']}")
     s.model.load_state_dict(state.best_model)
     s.strategy.load_state_dict(state.best_strategy)
     val = evaluate(s.model, s.strategy, ld["val"], s.device)

@@ -85,6 +85,31 @@ def test_best_epoch_is_chosen_on_validation() -> None:
     assert trainer.state.stale_epochs == 2
 
 
+def test_a_nan_selection_score_never_becomes_the_best_epoch() -> None:
+    trainer = Trainer.__new__(Trainer)
+    trainer.state = TrainState()
+    trainer.model = torch.nn.Linear(1, 1)
+    trainer.strategy = Joint()
+    for score in (0.5, float("nan"), 0.4, float("nan")):
+        trainer._record({"x": 1.0}, score, 1.0)
+    assert trainer.state.best_epoch == 0 and trainer.state.best_score == 0.5
+    assert trainer.state.stale_epochs == 3 and trainer.state.epoch == 4
+
+
+def test_a_selection_metric_undefined_on_validation_is_a_one_line_error() -> None:
+    from mmbalance.data import BatchLoader
+    from mmbalance.errors import ConfigError
+    from mmbalance.experiment import build, loaders, make_trainer
+
+    s = build(tiny_cfg())
+    val = s.split["val"]
+    one_class = BatchLoader(s.dataset, val[s.dataset.labels[val] == 0], 16)  # AUROC needs two classes
+    trainer = make_trainer(s, 3, select_metric="auroc")
+    with pytest.raises(ConfigError, match=r"select_metric='auroc' is nan on the validation split") as err:
+        trainer.fit(loaders(s)["train"], one_class)
+    assert "\n" not in str(err.value) and trainer.state.epoch == 0
+
+
 def test_same_seed_same_metrics_and_run_directory(tmp_path: Path) -> None:
     a = train_run(tiny_cfg(), tmp_path / "a")
     b = train_run(tiny_cfg(), tmp_path / "b")
