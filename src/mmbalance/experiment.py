@@ -19,7 +19,7 @@ import torch
 from mmbalance import config as config_mod
 from mmbalance.data import BatchLoader, MultimodalDataset, build_dataset, stratified_split
 from mmbalance.errors import ConfigError
-from mmbalance.models import MultimodalModel, build_model
+from mmbalance.models import MultimodalModel, build_model, parameter_groups
 from mmbalance.strategies import Strategy, build_strategy
 from mmbalance.trainer import Trainer, TrainState, evaluate, seed_everything
 
@@ -73,14 +73,6 @@ def build(cfg: Mapping[str, Any], split: Mapping[str, list[int]] | None = None) 
         cfg["model"]["feature_dim"],
     )
     return Setup(cfg, dataset, parts, strategy, model, resolve_device(str(cfg["train"]["device"])))
-
-
-def parameter_groups(model: MultimodalModel) -> list[dict[str, Any]]:
-    """One optimizer group per modality (its encoder and head branch) and one for the shared head, each
-    named, so per-modality settings (learning rates, modulation) can address them."""
-    groups = [{"params": model.modality_parameters(m), "name": m} for m in model.modalities]
-    shared = model.shared_parameters()
-    return groups + ([{"params": shared, "name": "shared"}] if shared else [])
 
 
 def make_optimizer_factory(

@@ -112,6 +112,20 @@ def continue_schedule(new: LRScheduler, old: LRScheduler) -> None:
         group["lr"], group["initial_lr"] = prev["lr"], prev["initial_lr"]
 
 
+def follow_optimizer(
+    scheduler: LRScheduler | None, strategy: Strategy, cfg: dict[str, Any], epochs: int
+) -> LRScheduler | None:
+    """The scheduler for ``strategy.optimizer``: ``scheduler`` while it drives that optimizer; after the
+    strategy replaced it, a new scheduler that continues ``scheduler``'s schedule (the rates of one
+    scheduler over all epochs), or starts afresh if the strategy's ``restart_schedule`` says so."""
+    if scheduler is None or scheduler.optimizer is strategy.optimizer:
+        return scheduler
+    new = make_scheduler(cfg, strategy.optimizer, epochs)
+    if new is not None and not strategy.restart_schedule:
+        continue_schedule(new, scheduler)
+    return new
+
+
 @dataclass
 class Trainer:
     """Runs epochs of ``strategy.training_step`` and validation; the loop is algorithm-free."""
@@ -165,15 +179,8 @@ class Trainer:
         random.setstate(ckpt["rng"]["python"])
 
     def _sync_scheduler(self) -> None:
-        """A strategy may replace its optimizer (stage changes); the scheduler follows it. The new one
-        continues the run's schedule (the rates of one scheduler over all epochs) unless the strategy's
-        ``restart_schedule`` asks for a fresh schedule."""
-        old = self.scheduler
-        if old is None or old.optimizer is self.strategy.optimizer:
-            return
-        self.scheduler = make_scheduler(self.scheduler_cfg, self.strategy.optimizer, self.epochs)
-        if self.scheduler is not None and not self.strategy.restart_schedule:
-            continue_schedule(self.scheduler, old)
+        """A strategy may replace its optimizer (stage changes); the scheduler follows it."""
+        self.scheduler = follow_optimizer(self.scheduler, self.strategy, self.scheduler_cfg, self.epochs)
 
     # -- the loop -----------------------------------------------------------------------------------
     def train_epoch(self, loader: Any, epoch: int) -> dict[str, float]:

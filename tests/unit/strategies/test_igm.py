@@ -25,9 +25,10 @@ PLAIN = {**FAST, "temperature": 0.0, "rho": 0.0, "mixup_alpha": 0.0, "schedule":
 
 
 def problem(device: str, out_dims: dict[str, int] | None = None, lr: float = 0.05, **kw: Any) -> TinyProblem:
-    """``tiny_problem`` for ``IGM(**kw)``; ``out_dims`` gives each encoder its own feature width."""
+    """``tiny_problem`` for ``IGM(**kw)`` without dropout (the references below draw no dropout masks);
+    ``out_dims`` gives each encoder its own feature width."""
     if out_dims is None:
-        return tiny_problem(lambda: IGM(**kw), device=device, lr=lr)
+        return tiny_problem(lambda: IGM(**kw), device=device, lr=lr, dropout=0.0)
     torch.manual_seed(0)
     ds = build_dataset("synthetic", n_samples=48, num_classes=3, dims=[6, 6], signal=[1.0, 0.7])
     strategy = IGM(**kw)
@@ -273,7 +274,7 @@ def test_state_round_trip_keeps_stage_projectors_and_best_state(device: str) -> 
         }
     )
     assert {"active_", "stage_", "projectors_", "best_state_", "best_score_", "rng_"} <= set(saved["s"])
-    b = tiny_problem(lambda: IGM(**FAST, stage_epochs=1), seed=1, device=device)
+    b = tiny_problem(lambda: IGM(**FAST, stage_epochs=1), seed=1, device=device, dropout=0.0)
     b.model.load_state_dict(saved["model"])
     b.strategy.load_state_dict(saved["s"])
     b.strategy.optimizer.load_state_dict(saved["opt"])
