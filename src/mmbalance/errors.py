@@ -29,7 +29,13 @@ class PluginError(ConfigError):
 
 
 class TrainingDiverged(MMBalanceError, ArithmeticError):
-    """The training loss became NaN or infinite."""
+    """An epoch's training loss or validation outputs became NaN or infinite.
+
+    The run stops at that epoch and keeps its last good state: nothing of the diverged epoch is recorded,
+    the checkpoint of the last completed epoch (``last.pt``) stays as it was, and nothing else is written
+    (no ``best.pt`` or ``metrics.json``, so the run directory is not mistaken for a finished run). The
+    message names the epoch, what became non-finite and the learning rate to lower.
+    """
 
 
 class MissingDataError(MMBalanceError, FileNotFoundError):

@@ -27,7 +27,7 @@ import torch
 from mmbalance import config as config_mod
 from mmbalance.data import DATASETS, BatchLoader, MultimodalDataset, build_dataset, stratified_split
 from mmbalance.errors import ConfigError
-from mmbalance.models import ENCODERS, MultimodalModel, build_model
+from mmbalance.models import ENCODERS, MultimodalModel, build_model, parameter_groups
 from mmbalance.strategies import Strategy, build_strategy
 from mmbalance.trainer import Trainer, TrainState, evaluate, seed_everything, set_deterministic
 
@@ -154,14 +154,6 @@ def check_runs(configs: Sequence[Mapping[str, Any]]) -> None:
     or writing anything: a compare or sweep fails on its first bad value before its first run starts."""
     for cfg in configs:
         make_trainer(build(config_mod.resolve(cfg)))
-
-
-def parameter_groups(model: MultimodalModel) -> list[dict[str, Any]]:
-    """One optimizer group per modality (its encoder and head branch) and one for the shared head, each
-    named, so per-modality settings (learning rates, modulation) can address them."""
-    groups = [{"params": model.modality_parameters(m), "name": m} for m in model.modalities]
-    shared = model.shared_parameters()
-    return groups + ([{"params": shared, "name": "shared"}] if shared else [])
 
 
 def make_optimizer_factory(
@@ -309,7 +301,8 @@ def _on_epoch(out: Path, trainer: Trainer, state: TrainState) -> None:
 
 
 def _finish(out: Path, s: Setup, state: TrainState, ld: Mapping[str, BatchLoader]) -> dict[str, Any]:
-    assert state.best_model is not None and state.best_strategy is not None
+    if state.best_model is None or state.best_strategy is None:  # Trainer.fit raises before this happens
+        raise ConfigError(f"{out}: no epoch had a finite validation {s.config['train']['select_metric']}")
     s.model.load_state_dict(state.best_model)
     s.strategy.load_state_dict(state.best_strategy)
     val = evaluate(s.model, s.strategy, ld["val"], s.device)

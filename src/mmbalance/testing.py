@@ -1,7 +1,10 @@
 """Tools to test a strategy: a tiny problem and the contract every registered strategy must satisfy.
 
 A user who writes a strategy can run ``check_strategy(lambda: MyStrategy(...))`` the same way the
-library's own suite does (``tests/unit/strategies/test_contract.py``).
+library's own suite does (``tests/unit/strategies/test_contract.py``). The tiny problem is set up as a
+real run is: encoders with dropout, an optimizer with the library's per-modality named parameter groups
+and a learning-rate scheduler stepped between epochs (following the strategy's optimizer if it replaces
+it, as the trainer does).
 """
 
 from __future__ import annotations
@@ -12,11 +15,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch.optim.lr_scheduler import LRScheduler
 
 from mmbalance.data import BatchLoader, MultimodalDataset, build_dataset
-from mmbalance.models import MultimodalModel, build_model
+from mmbalance.models import MultimodalModel, build_model, parameter_groups
 from mmbalance.strategies import Strategy
+from mmbalance.trainer import evaluate, flat_metrics, follow_optimizer, make_scheduler
 from mmbalance.types import Batch, StepResult
+
+SCHEDULE: dict[str, Any] = {"name": "step", "step_size": 1, "gamma": 0.5}
+"""The tiny problem's scheduler: the rate halves after every epoch."""
+EPOCHS = 10  # the schedule's horizon (cosine would need it; step decay does not)
 
 
 @dataclass
@@ -25,6 +34,7 @@ class TinyProblem:
     loader: BatchLoader
     model: MultimodalModel
     strategy: Strategy
+    scheduler: LRScheduler | None = None
 
     @property
     def batches(self) -> list[Batch]:
@@ -37,8 +47,10 @@ def tiny_problem(
     modalities: int = 2,
     device: str = "cpu",
     lr: float = 0.05,
+    dropout: float = 0.2,
 ) -> TinyProblem:
-    """Synthetic data with ``modalities`` modalities, small MLP encoders, set up for ``make_strategy()``."""
+    """Synthetic data with ``modalities`` modalities, small MLP encoders (with ``dropout``), set up for
+    ``make_strategy()`` with SGD over :func:`~mmbalance.models.parameter_groups` and a ``SCHEDULE``."""
     torch.manual_seed(seed)
     names = [chr(ord("a") + i) for i in range(modalities)]
     ds = build_dataset(
@@ -52,7 +64,7 @@ def tiny_problem(
     strategy = make_strategy()
     mods = strategy.modalities(ds.modalities)
     model = build_model(
-        {m: {"name": "mlp", "hidden": (8,), "dropout": 0.0} for m in mods},
+        {m: {"name": "mlp", "hidden": (8,), "dropout": dropout} for m in mods},
         {m: ds.input_shape(m) for m in mods},
         ds.num_classes,
         strategy.head_config(),
@@ -60,13 +72,15 @@ def tiny_problem(
     ).to(device)
 
     def make_opt() -> torch.optim.Optimizer:
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+        return torch.optim.SGD(parameter_groups(model), lr=lr, momentum=0.9)
 
-    strategy.setup(model, make_opt(), make_opt)
+    optimizer = make_opt()
+    scheduler = make_scheduler(SCHEDULE, optimizer, EPOCHS)
+    strategy.setup(model, optimizer, make_opt)
     ds.inputs = {m: x.to(device) for m, x in ds.inputs.items()}
     ds.labels = ds.labels.to(device)
     loader = BatchLoader(ds, torch.arange(len(ds), device=device), batch_size=16, shuffle=False)
-    return TinyProblem(ds, loader, model, strategy)
+    return TinyProblem(ds, loader, model, strategy, scheduler)
 
 
 def run_steps(p: TinyProblem, steps: int = 2, epoch: int = 0) -> list[StepResult]:
@@ -75,6 +89,25 @@ def run_steps(p: TinyProblem, steps: int = 2, epoch: int = 0) -> list[StepResult
     p.strategy.on_epoch_start(epoch, p.loader)
     batches = p.batches
     return [p.strategy.training_step(batches[i % len(batches)], epoch) for i in range(steps)]
+
+
+def run_epochs(p: TinyProblem, epochs: int, start: int = 0) -> None:
+    """Epochs ``start, start+1, ...`` over the whole tiny loader as the trainer runs them: ``on_epoch_start``,
+    the scheduler following the strategy's optimizer, the steps, a scheduler step, and ``on_epoch_end`` with
+    the ``val_*`` metrics (of the training rows). The torch RNG is seeded before each hook and step, so
+    dropout draws depend only on the epoch and the step."""
+    for epoch in range(start, start + epochs):
+        p.model.train()
+        torch.manual_seed(1000 * epoch)
+        p.strategy.on_epoch_start(epoch, p.loader)
+        p.scheduler = follow_optimizer(p.scheduler, p.strategy, SCHEDULE, EPOCHS)
+        for i, batch in enumerate(p.batches):
+            torch.manual_seed(1000 * epoch + i + 1)
+            p.strategy.training_step(batch, epoch)
+        if p.scheduler is not None:
+            p.scheduler.step()
+        val = evaluate(p.model, p.strategy, p.loader, p.dataset.labels.device)
+        p.strategy.on_epoch_end(epoch, {"epoch": float(epoch), **flat_metrics("val", val)})
 
 
 def params_of(model: torch.nn.Module) -> list[torch.Tensor]:
@@ -110,28 +143,32 @@ def check_strategy(make_strategy: Callable[[], Strategy], device: str = "cpu") -
 
 def _check_determinism(make_strategy: Callable[[], Strategy], device: str) -> None:
     a, b = tiny_problem(make_strategy, device=device), tiny_problem(make_strategy, device=device)
-    run_steps(a, 3)
-    run_steps(b, 3)
+    run_epochs(a, 2)
+    run_epochs(b, 2)
     assert same_tensors(params_of(a.model), params_of(b.model)), "not deterministic"
 
 
 def _check_state_round_trip(make_strategy: Callable[[], Strategy], device: str) -> None:
-    """Save model, optimizer and strategy state after 2 steps; a fresh copy then steps identically."""
+    """Save model, optimizer, scheduler and strategy state after an epoch; a fresh copy then trains the
+    next epoch identically (and with the same learning rates)."""
     a = tiny_problem(make_strategy, device=device)
-    run_steps(a, 2)
+    run_epochs(a, 1)
+    assert a.scheduler is not None
     saved: dict[str, Any] = {
         "model": copy.deepcopy(a.model.state_dict()),
         "opt": copy.deepcopy(a.strategy.optimizer.state_dict()),
+        "scheduler": copy.deepcopy(a.scheduler.state_dict()),
         "strategy": copy.deepcopy(a.strategy.state_dict()),
     }
     b = tiny_problem(make_strategy, seed=1, device=device)
+    assert b.scheduler is not None
     b.model.load_state_dict(saved["model"])
     b.strategy.load_state_dict(saved["strategy"])
     b.strategy.optimizer.load_state_dict(saved["opt"])
-    batch = a.batches[2 % len(a.batches)]
-    torch.manual_seed(7)
-    a.strategy.training_step(batch, 0)
-    torch.manual_seed(7)
-    b.strategy.training_step(batch, 0)
+    b.scheduler.load_state_dict(saved["scheduler"])
+    run_epochs(a, 1, start=1)
+    run_epochs(b, 1, start=1)
+    rates = [[g["lr"] for g in p.strategy.optimizer.param_groups] for p in (a, b)]
+    assert rates[0] == rates[1], f"state_dict round trip changed the learning rates: {rates}"
     same = same_tensors(params_of(a.model), params_of(b.model))
-    assert same, "state_dict round trip changed the next step"
+    assert same, "state_dict round trip changed the next epoch"

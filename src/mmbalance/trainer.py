@@ -21,7 +21,7 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from mmbalance.errors import TrainingDiverged
+from mmbalance.errors import ConfigError, TrainingDiverged
 from mmbalance.metrics import MetricAccumulator
 from mmbalance.models import MultimodalModel
 from mmbalance.strategies import Strategy
@@ -53,16 +53,26 @@ def set_deterministic(on: bool) -> None:
 def evaluate(
     model: MultimodalModel, strategy: Strategy, loader: Iterable[Batch], device: torch.device
 ) -> dict[str, Any]:
-    """``{"acc", "macro_f1", "map", "auroc", "modalities": {m: {...}}}`` over the whole loader."""
+    """``{"acc", "macro_f1", "map", "auroc", "modalities": {m: {...}}}`` over the whole loader.
+
+    Raises :class:`TrainingDiverged` if a fused score or a per-modality logit is NaN or infinite (one
+    check, after the last batch).
+    """
     model.eval()
     fused = MetricAccumulator()
     per_mod: dict[str, MetricAccumulator] = {m: MetricAccumulator() for m in model.modalities}
+    finite = torch.ones((), dtype=torch.bool, device=device)  # stays on the device: no per-batch sync
     for batch in loader:
         batch = batch.to(device)
         out = model(batch.inputs)
-        fused.update(strategy.predict(out).float(), batch.label)  # logits: softmax is applied once
+        scores = strategy.predict(out).float()  # logits: softmax is applied once
+        fused.update(scores, batch.label)
+        finite &= scores.isfinite().all()
         for m, logits in out.unimodal_logits.items():
             per_mod[m].update(logits.float(), batch.label)
+            finite &= logits.isfinite().all()
+    if not bool(finite):
+        raise TrainingDiverged("the model's outputs are NaN or infinite")
     result: dict[str, Any] = fused.compute()
     result["modalities"] = {m: acc.compute() for m, acc in per_mod.items()}
     return result
@@ -91,11 +101,45 @@ class TrainState:
 
 
 def make_scheduler(cfg: dict[str, Any], optimizer: Optimizer, epochs: int) -> LRScheduler | None:
+    """The configured scheduler over ``optimizer``, at the start of its schedule (``None``: constant rate)."""
     if cfg["name"] == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, cfg["step_size"], cfg["gamma"])
     if cfg["name"] == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     return None
+
+
+def continue_schedule(new: LRScheduler, old: LRScheduler) -> None:
+    """Move ``old``'s position onto ``new``, a scheduler of the same kind over a replacement optimizer.
+
+    ``new`` takes ``old``'s state (epoch count, base rates) and its optimizer's groups take the rates
+    ``old``'s optimizer holds now. StepLR and CosineAnnealingLR compute each rate from the group's current
+    one (their chainable form), so both are needed: afterwards ``new`` yields exactly the rates ``old``
+    would have, as one scheduler over the whole run.
+    """
+    groups, before = new.optimizer.param_groups, old.optimizer.param_groups
+    if len(groups) != len(before):
+        raise ValueError(
+            f"the replacement optimizer has {len(groups)} parameter groups; the one it replaces had "
+            f"{len(before)}, so the learning-rate schedule cannot continue"
+        )
+    new.load_state_dict(copy.deepcopy(old.state_dict()))
+    for group, prev in zip(groups, before, strict=True):
+        group["lr"], group["initial_lr"] = prev["lr"], prev["initial_lr"]
+
+
+def follow_optimizer(
+    scheduler: LRScheduler | None, strategy: Strategy, cfg: dict[str, Any], epochs: int
+) -> LRScheduler | None:
+    """The scheduler for ``strategy.optimizer``: ``scheduler`` while it drives that optimizer; after the
+    strategy replaced it, a new scheduler that continues ``scheduler``'s schedule (the rates of one
+    scheduler over all epochs), or starts afresh if the strategy's ``restart_schedule`` says so."""
+    if scheduler is None or scheduler.optimizer is strategy.optimizer:
+        return scheduler
+    new = make_scheduler(cfg, strategy.optimizer, epochs)
+    if new is not None and not strategy.restart_schedule:
+        continue_schedule(new, scheduler)
+    return new
 
 
 @dataclass
@@ -163,8 +207,7 @@ class Trainer:
 
     def _sync_scheduler(self) -> None:
         """A strategy may replace its optimizer (stage changes); the scheduler follows it."""
-        if self.scheduler is not None and self.scheduler.optimizer is not self.strategy.optimizer:
-            self.scheduler = make_scheduler(self.scheduler_cfg, self.strategy.optimizer, self.epochs)
+        self.scheduler = follow_optimizer(self.scheduler, self.strategy, self.scheduler_cfg, self.epochs)
 
     # -- the loop -----------------------------------------------------------------------------------
     def train_epoch(self, loader: Any, epoch: int) -> dict[str, float]:
@@ -180,29 +223,31 @@ class Trainer:
             for k, v in {"train_loss": result.loss, **result.logs}.items():
                 totals[k] = totals.get(k, 0) + v.detach().float()
                 counts[k] = counts.get(k, 0) + 1
+        lr = float(self.strategy.optimizer.param_groups[0]["lr"])  # the rate this epoch trained with
         if self.scheduler is not None:
             self.scheduler.step()
         # Each log is averaged over the steps that reported it; one host sync per key and epoch.
-        return {k: float(v) / counts[k] for k, v in totals.items()}
+        return {**{k: float(v) / counts[k] for k, v in totals.items()}, "lr": lr}
 
     def stopped_early(self) -> bool:
         return bool(self.patience) and self.state.stale_epochs >= self.patience
 
     def fit(self, train_loader: Any, val_loader: Any) -> TrainState:
+        """Train up to ``epochs`` epochs (fewer with ``patience``), keeping the best validation state.
+
+        An epoch whose training loss or validation outputs are NaN or infinite raises
+        :class:`TrainingDiverged` before anything of it is recorded: ``state`` (best state included) and
+        whatever ``on_epoch`` saved stay at the last completed epoch.
+        """
         bar = _progress(self.epochs, self.state.epoch, self.progress)
         while self.state.epoch < self.epochs and not self.stopped_early():  # also right after a resume
             epoch, start = self.state.epoch, time.perf_counter()
             row = {"epoch": float(epoch), **self.train_epoch(train_loader, epoch)}
             train_seconds = time.perf_counter() - start
             if not math.isfinite(row["train_loss"]):
-                lr = self.strategy.optimizer.param_groups[0]["lr"]
-                raise TrainingDiverged(
-                    f"the training loss became {row['train_loss']} in epoch {epoch}; "
-                    f"try a lower learning rate than optim__lr={lr:g}"
-                )
-            val = evaluate(self.model, self.strategy, val_loader, self.device)
+                raise self._diverged(epoch, f"the training loss became {row['train_loss']}")
+            val = self._validate(val_loader, epoch)
             row.update(flat_metrics("val", val))
-            row["lr"] = float(self.strategy.optimizer.param_groups[0]["lr"])
             row["train_seconds"], row["seconds"] = train_seconds, time.perf_counter() - start
             self.strategy.on_epoch_end(epoch, row)
             self._record(row, val[self.select_metric], train_seconds)
@@ -219,13 +264,42 @@ class Trainer:
         st = self.state
         st.history.append(row)
         st.train_seconds += train_seconds
-        if score > st.best_score:  # strictly better: ties keep the earlier epoch
+        if math.isfinite(score) and score > st.best_score:  # strictly better: ties keep the earlier epoch
             st.best_score, st.best_epoch, st.stale_epochs = score, st.epoch, 0
             st.best_model = copy.deepcopy(self.model.state_dict())
             st.best_strategy = copy.deepcopy(self.strategy.state_dict())
         else:
             st.stale_epochs += 1
         st.epoch += 1
+
+    def _validate(self, val_loader: Any, epoch: int) -> dict[str, Any]:
+        """``evaluate`` on validation; non-finite outputs are divergence, a NaN selection score before any
+        finite one is a metric undefined on this split (the built-in metrics are NaN on finite outputs
+        only when the validation labels leave them undefined, as AUROC with one class: no later epoch
+        would do better)."""
+        try:
+            val = evaluate(self.model, self.strategy, val_loader, self.device)
+        except TrainingDiverged:
+            raise self._diverged(epoch, "the validation outputs became NaN or infinite") from None
+        score = val[self.select_metric]
+        if not math.isfinite(score) and self.state.best_epoch < 0:
+            raise ConfigError(
+                f"train.select_metric={self.select_metric!r} is {score} on the validation split in epoch "
+                f"{epoch} although the model's outputs are finite; expected a metric defined there, e.g. acc"
+            )
+        return val
+
+    def _diverged(self, epoch: int, what: str) -> TrainingDiverged:
+        """The one-line error for epoch ``epoch``: what became non-finite, what is kept, what to lower."""
+        group = self.strategy.optimizer.param_groups[0]
+        lr = group.get("initial_lr", group["lr"])  # the configured rate, before any schedule
+        kept = (
+            f"the checkpoint of epoch {epoch - 1} is kept" if epoch else "no epoch completed, so none is kept"
+        )
+        return TrainingDiverged(
+            f"training diverged in epoch {epoch}: {what}; {kept}; "
+            f"try a lower learning rate than optim__lr={lr:g}"
+        )
 
 
 def _progress(total: int, done: int, enabled: bool) -> Any:

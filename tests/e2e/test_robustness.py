@@ -15,7 +15,9 @@ from mmbalance import config
 from mmbalance.cli import main
 from mmbalance.errors import TrainingDiverged
 from mmbalance.experiment import train_run
-from mmbalance.strategies import Strategy, list_strategies
+from mmbalance.strategies import STRATEGIES, Strategy, list_strategies
+from mmbalance.strategies.joint import Joint
+from mmbalance.types import ModelOutput
 
 TINY = [
     "dataset__name=synthetic",
@@ -115,6 +117,47 @@ def test_divergence_is_a_clear_error(tmp_path: Path) -> None:
         train_run(cfg_for("joint", "train__epochs=2", "optim__name=sgd", "optim__lr=1e12"), tmp_path / "r")
 
 
+class NaNFromEpochTwo(Joint):
+    """Joint training whose fused validation scores are NaN from epoch 2 on; its training loss is finite."""
+
+    def on_epoch_start(self, epoch: int, train_loader: Any) -> None:
+        self._epoch = epoch
+
+    def predict(self, out: ModelOutput) -> torch.Tensor:
+        logits = super().predict(out)
+        return logits * float("nan") if self._epoch >= 2 else logits
+
+
+@pytest.fixture
+def nan_method(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Registers ``NaNFromEpochTwo`` for one test (the registration is removed afterwards)."""
+    monkeypatch.setitem(STRATEGIES._items, "nan_from_epoch_2", NaNFromEpochTwo)
+    return "nan_from_epoch_2"
+
+
+def test_nan_validation_outputs_stop_the_run_and_keep_the_last_good_checkpoint(
+    nan_method: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    run = tmp_path / "r"
+    with pytest.raises(TrainingDiverged, match="diverged in epoch 2: the validation outputs became NaN"):
+        train_run(cfg_for(nan_method, "train__epochs=4"), run)
+    last = torch.load(run / "last.pt", weights_only=True)
+    assert (
+        last["state"]["epoch"] == 2
+        and len(last["state"]["history"]) == 2
+        and last["state"]["best_epoch"] >= 0
+    )
+    assert len(history(run)) == 2 and not (run / "best.pt").exists() and not (run / "metrics.json").exists()
+    kept = (run / "last.pt").read_bytes()
+    # The same command from the CLI resumes from the kept checkpoint, diverges again: one line, exit 2.
+    args = ["train", "--out", str(run), "--quiet", *TINY, f"strategy__name={nan_method}", "train__epochs=4"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mmbalance: error: training diverged in epoch 2") and err.count("\n") == 1
+    assert "checkpoint of epoch 1 is kept" in err
+    assert (run / "last.pt").read_bytes() == kept
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
 def test_cuda_without_a_gpu_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert (
@@ -139,4 +182,4 @@ def test_every_strategy_state_survives_a_checkpoint_round_trip() -> None:
         torch.save(state, buffer)
         buffer.seek(0)
         assert isinstance(p.strategy, Strategy)
-        assert str(torch.load(buffer, weights_only=False)) == str(state), name
+        assert str(torch.load(buffer, weights_only=True)) == str(state), name

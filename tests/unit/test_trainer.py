@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from mmbalance import config
 from mmbalance.experiment import train_run
 from mmbalance.strategies import Strategy
 from mmbalance.strategies.joint import Joint
+from mmbalance.testing import params_of, same_tensors
 from mmbalance.trainer import Trainer, TrainState
 
 TINY = [
@@ -85,6 +88,31 @@ def test_best_epoch_is_chosen_on_validation() -> None:
     assert trainer.state.stale_epochs == 2
 
 
+def test_a_nan_selection_score_never_becomes_the_best_epoch() -> None:
+    trainer = Trainer.__new__(Trainer)
+    trainer.state = TrainState()
+    trainer.model = torch.nn.Linear(1, 1)
+    trainer.strategy = Joint()
+    for score in (0.5, float("nan"), 0.4, float("nan")):
+        trainer._record({"x": 1.0}, score, 1.0)
+    assert trainer.state.best_epoch == 0 and trainer.state.best_score == 0.5
+    assert trainer.state.stale_epochs == 3 and trainer.state.epoch == 4
+
+
+def test_a_selection_metric_undefined_on_validation_is_a_one_line_error() -> None:
+    from mmbalance.data import BatchLoader
+    from mmbalance.errors import ConfigError
+    from mmbalance.experiment import build, loaders, make_trainer
+
+    s = build(tiny_cfg())
+    val = s.split["val"]
+    one_class = BatchLoader(s.dataset, val[s.dataset.labels[val] == 0], 16)  # AUROC needs two classes
+    trainer = make_trainer(s, 3, select_metric="auroc")
+    with pytest.raises(ConfigError, match=r"select_metric='auroc' is nan on the validation split") as err:
+        trainer.fit(loaders(s)["train"], one_class)
+    assert "\n" not in str(err.value) and trainer.state.epoch == 0
+
+
 def test_same_seed_same_metrics_and_run_directory(tmp_path: Path) -> None:
     a = train_run(tiny_cfg(), tmp_path / "a")
     b = train_run(tiny_cfg(), tmp_path / "b")
@@ -96,27 +124,79 @@ def test_same_seed_same_metrics_and_run_directory(tmp_path: Path) -> None:
     assert not (tmp_path / "a" / "last.pt").exists()
 
 
-def test_killed_run_resumes_to_the_same_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    full = train_run(tiny_cfg("train__epochs=4"), tmp_path / "full")
+LEARNS = ("optim__lr=0.01", "scheduler__name=cosine", "train__epochs=5")
+"""A problem the tiny model learns (validation accuracy rises from chance), with dropout and a scheduler."""
+IGM_STAGES = ("strategy__name=igm", "strategy__stage_epochs=2", "strategy__head_hidden=[8]", "optim__lr=0.03")
 
-    class Killed(Exception):
-        pass
 
+class Killed(Exception):
+    pass
+
+
+def without_timings(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in row.items() if "seconds" not in k} for row in rows]
+
+
+def learns(state: TrainState) -> bool:
+    return state.best_epoch > 0 and state.history[state.best_epoch]["val_acc"] > state.history[0]["val_acc"]
+
+
+def test_killed_run_resumes_to_the_same_run_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    full = train_run(tiny_cfg(*LEARNS), tmp_path / "full")
+    assert full["best_epoch"] > 0
     original = Strategy.on_epoch_end
 
-    def die_after_two(self: Strategy, epoch: int, metrics: Any) -> None:
-        if epoch == 2:
+    def die_in_epoch_three(self: Strategy, epoch: int, metrics: Any) -> None:
+        if epoch == 3:  # after validation, before the epoch is recorded: last.pt holds epochs 0-2
             raise Killed
         original(self, epoch, metrics)
 
-    monkeypatch.setattr(Strategy, "on_epoch_end", die_after_two)
+    monkeypatch.setattr(Strategy, "on_epoch_end", die_in_epoch_three)
     with pytest.raises(Killed):
-        train_run(tiny_cfg("train__epochs=4"), tmp_path / "killed")
-    assert (tmp_path / "killed" / "last.pt").exists()
+        train_run(tiny_cfg(*LEARNS), tmp_path / "killed")
+    assert torch.load(tmp_path / "killed" / "last.pt", weights_only=True)["state"]["epoch"] == 3
     monkeypatch.setattr(Strategy, "on_epoch_end", original)
-    resumed = train_run(tiny_cfg("train__epochs=4"), tmp_path / "killed")
-    assert resumed["test"] == full["test"] and resumed["best_epoch"] == full["best_epoch"]
-    assert resumed["epochs_run"] == 4
+    resumed = train_run(tiny_cfg(*LEARNS), tmp_path / "killed")
+    assert {**resumed, "train_seconds": 0} == {**full, "train_seconds": 0}
+    with (tmp_path / "full" / "history.csv").open() as a, (tmp_path / "killed" / "history.csv").open() as b:
+        assert without_timings(list(csv.DictReader(a))) == without_timings(list(csv.DictReader(b)))
+    best = [torch.load(tmp_path / r / "best.pt", weights_only=True)["model"] for r in ("full", "killed")]
+    assert best[0].keys() == best[1].keys() and all(torch.equal(v, best[1][k]) for k, v in best[0].items())
+
+
+@pytest.mark.parametrize("method", [(), IGM_STAGES], ids=["joint", "igm-stages"])
+def test_resumed_trainer_ends_bit_identical_to_an_uninterrupted_one(method: tuple[str, ...]) -> None:
+    from mmbalance.experiment import build, loaders, make_trainer
+
+    def fit(trainer: Trainer, ld: dict[str, Any]) -> TrainState:
+        return trainer.fit(ld["train"], ld["val"])
+
+    s = build(tiny_cfg(*LEARNS, *method))
+    full = make_trainer(s)
+    expected = fit(full, loaders(s))
+    assert learns(expected)
+    saved = io.BytesIO()
+
+    def kill_after_epoch_two(trainer: Trainer, state: TrainState) -> None:
+        if state.epoch == 3:
+            torch.save(trainer.checkpoint(), saved)
+            raise Killed
+
+    s = build(tiny_cfg(*LEARNS, *method))
+    with pytest.raises(Killed):
+        fit(make_trainer(s, on_epoch=kill_after_epoch_two), loaders(s))
+    saved.seek(0)
+    s = build(tiny_cfg(*LEARNS, *method))  # a fresh process would build everything again
+    resumed = make_trainer(s)
+    resumed.restore(torch.load(saved, weights_only=True))
+    state = fit(resumed, loaders(s))
+    assert same_tensors(params_of(resumed.model), params_of(full.model))
+    assert without_timings(state.history) == without_timings(expected.history)
+    assert state.best_epoch == expected.best_epoch
+    assert state.best_model is not None and expected.best_model is not None
+    assert all(torch.equal(v, state.best_model[k]) for k, v in expected.best_model.items())
 
 
 def test_resume_refuses_another_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

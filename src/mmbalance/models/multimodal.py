@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -49,3 +50,14 @@ class MultimodalModel(nn.Module):
     def shared_parameters(self) -> list[nn.Parameter]:
         owned = {id(p) for m in self.modalities for p in self.head.modality_parameters(m)}
         return [p for p in self.head.parameters() if id(p) not in owned]
+
+
+def parameter_groups(model: MultimodalModel) -> list[dict[str, Any]]:
+    """One optimizer group per modality (its encoder and head branch) and one for the shared head, each
+    named, so per-modality settings (learning rates, modulation) can address them. Every parameter is in
+    exactly one group."""
+    groups: list[dict[str, Any]] = [
+        {"params": model.modality_parameters(m), "name": m} for m in model.modalities
+    ]
+    shared = model.shared_parameters()
+    return groups + ([{"params": shared, "name": "shared"}] if shared else [])

@@ -12,7 +12,9 @@ Optional hooks: :meth:`validate`, :meth:`setup`, :meth:`on_epoch_start`, :meth:`
 ending in ``_``).
 Constructors take keyword hyperparameters with defaults and store them unchanged; the trainer never asks
 a strategy its name. ``head`` chooses the fusion head the model is built with; :meth:`modalities` may
-restrict which of the dataset's modalities the model gets.
+restrict which of the dataset's modalities the model gets. A strategy may replace ``self.optimizer``
+(with ``make_optimizer()``, e.g. at a stage change); ``restart_schedule`` says what the learning-rate
+schedule then does.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ class Strategy:
     name: ClassVar[str] = ""
     min_modalities: ClassVar[int] = 1
     head: str = "concat"
+    restart_schedule: bool = False
+    """When the strategy replaces its optimizer, ``False``: the learning-rate schedule continues with the
+    run's epochs (the rates one scheduler over the whole run gives); ``True``: it starts afresh."""
 
     def __init__(self, head: str = "concat") -> None:
         self.head = head

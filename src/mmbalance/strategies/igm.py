@@ -41,6 +41,7 @@ _CHOICES = {
     "project_layers": ("head", "all"),
     "cov_mode": InputCovariance.MODES,
     "select_metric": METRIC_NAMES,
+    "lr_schedule": ("run", "stage"),
 }
 
 
@@ -58,9 +59,10 @@ class IGM(Strategy):
     ``schedule="stages"`` trains one modality per stage (``epoch_list`` lengths, or ``stage_epochs`` each;
     modalities cycle in dataset order). At each new stage the best checkpoint seen so far (by
     ``val_<select_metric>``) is reloaded, projectors are rebuilt from the previous modality over the train
-    loader, and the optimizer is re-created. ``schedule="batch"`` alternates every mini-batch and rebuilds
-    every modality's projectors (from the modality before it in the cycle) at each epoch start after the
-    first, with no reload.
+    loader, and the optimizer is re-created; the learning-rate schedule carries on over the stages
+    (``lr_schedule="run"``) or restarts with each (``"stage"``, as released). ``schedule="batch"``
+    alternates every mini-batch and rebuilds every modality's projectors (from the modality before it in
+    the cycle) at each epoch start after the first, with no reload.
 
     Differences from the released code (njustkmg/IJCAI25-IGM; see docs/methods/igm.md):
     ``sam_mode="paper"`` is real two-pass SAM with a global norm and exact restoration, where the code
@@ -70,6 +72,8 @@ class IGM(Strategy):
     layers get a projector; eigh replaces svd. Our head has a ReLU after every hidden layer (the
     released head has none between its last two Linears). Mixup of a padded sequence (its encoder
     declares ``mask_channel``) mixes the features only and keeps the union of the two validity masks.
+    The released code builds a new scheduler with each stage's optimizer; by default ours continues the
+    run's schedule.
     """
 
     name = "igm"
@@ -90,6 +94,7 @@ class IGM(Strategy):
         reload: str = "best",
         select_metric: str = "macro_f1",
         reset_optimizer: bool = True,
+        lr_schedule: str = "run",
         project_layers: str = "head",
         cov_mode: str = "batch_mean",
     ) -> None:
@@ -97,10 +102,17 @@ class IGM(Strategy):
         self.head_hidden, self.temperature, self.flat_ratio = head_hidden, temperature, flat_ratio
         self.rho, self.sam_mode, self.mixup_alpha = rho, sam_mode, mixup_alpha
         self.reload, self.select_metric, self.reset_optimizer = reload, select_metric, reset_optimizer
+        self.lr_schedule = lr_schedule
         self.project_layers, self.cov_mode = project_layers, cov_mode
 
     def head_config(self) -> dict[str, Any]:
         return {"name": "sum", "hidden": list(self.head_hidden)}
+
+    @property
+    def restart_schedule(self) -> bool:
+        """``lr_schedule="stage"``: each stage's new optimizer starts the learning-rate schedule afresh
+        (released); ``"run"``: the schedule follows the run's epochs across stages."""
+        return self.lr_schedule == "stage"
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def _validate(self) -> None:

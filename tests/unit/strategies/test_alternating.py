@@ -29,8 +29,8 @@ def plain_alternation(p: TinyProblem, steps: int) -> None:
 
 
 def test_mla_with_identity_projector_is_plain_alternation() -> None:
-    a = tiny_problem(lambda: MLA(projection="identity"))
-    b = tiny_problem(lambda: MLA(projection="none"))
+    a = tiny_problem(lambda: MLA(projection="identity"), dropout=0.0)  # the reference draws no masks
+    b = tiny_problem(lambda: MLA(projection="none"), dropout=0.0)
     run_steps(a, 4)
     plain_alternation(b, 4)
     assert same_tensors(params_of(a.model), params_of(b.model))
@@ -49,8 +49,9 @@ def test_mla_owm_projection_changes_the_step_and_the_projector() -> None:
 
 
 def no_conflict_problem(make: Callable[[], Strategy]) -> TinyProblem:
-    """Both modalities see the same inputs through identical encoders: their head gradients agree."""
-    p = tiny_problem(make)
+    """Both modalities see the same inputs through identical encoders (no dropout): their head gradients
+    agree."""
+    p = tiny_problem(make, dropout=0.0)
     p.dataset.inputs["b"] = p.dataset.inputs["a"].clone()
     p.model.encoders["b"].load_state_dict(p.model.encoders["a"].state_dict())
     return p

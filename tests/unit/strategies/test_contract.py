@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import pytest
+import torch
 
 from mmbalance.strategies import STRATEGIES, build_strategy, list_strategies
+from mmbalance.strategies.joint import Joint
 from mmbalance.testing import check_strategy, run_steps, tiny_problem
+from mmbalance.types import Batch, ModelOutput
 
 # Required arguments for the tiny two-modality problem ("a", "b").
 KWARGS = {"unimodal": {"modality": "a"}}
@@ -46,3 +52,32 @@ def test_unimodal_trains_only_its_modality() -> None:
     run_steps(p, 2)
     out = p.model(p.batches[0].inputs)
     assert set(out.unimodal_logits) == {"b"}
+
+
+class ForgetsItsEpochEndState(Joint):
+    """Weights its loss by the last validation accuracy but leaves that weight out of its state (a bug)."""
+
+    def setup(self, model: Any, optimizer: Any, make_optimizer: Any) -> None:
+        super().setup(model, optimizer, make_optimizer)
+        self.weight_ = 1.0
+
+    def on_epoch_end(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        self.weight_ = 2.0 + metrics["val_acc"]
+
+    def loss(self, out: ModelOutput, batch: Batch) -> Any:
+        return super().loss(out, batch) * self.weight_
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+
+def test_the_contract_catches_state_learned_between_epochs_and_not_saved() -> None:
+    with pytest.raises(AssertionError, match="round trip changed the next epoch"):
+        check_strategy(ForgetsItsEpochEndState)
+
+
+def test_the_tiny_problem_is_set_up_like_a_real_run() -> None:
+    p = tiny_problem(lambda: build_strategy("joint"))
+    assert [g["name"] for g in p.strategy.optimizer.param_groups] == ["a", "b", "shared"]  # concat head
+    assert p.scheduler is not None and p.scheduler.optimizer is p.strategy.optimizer
+    assert any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in p.model.modules())

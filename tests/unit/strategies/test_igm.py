@@ -18,7 +18,7 @@ from mmbalance.models import build_model
 from mmbalance.strategies._igm_stages import mixed_loss, mixup, modality_linears, stage_index
 from mmbalance.strategies.igm import IGM
 from mmbalance.testing import TinyProblem, check_strategy, params_of, same_tensors, tiny_problem
-from mmbalance.trainer import Trainer
+from mmbalance.trainer import Trainer, make_scheduler
 from mmbalance.types import Batch
 
 FAST = {"head_hidden": (16, 8)}
@@ -26,9 +26,10 @@ PLAIN = {**FAST, "temperature": 0.0, "rho": 0.0, "mixup_alpha": 0.0, "schedule":
 
 
 def problem(device: str, out_dims: dict[str, int] | None = None, lr: float = 0.05, **kw: Any) -> TinyProblem:
-    """``tiny_problem`` for ``IGM(**kw)``; ``out_dims`` gives each encoder its own feature width."""
+    """``tiny_problem`` for ``IGM(**kw)`` without dropout (the references below draw no dropout masks);
+    ``out_dims`` gives each encoder its own feature width."""
     if out_dims is None:
-        return tiny_problem(lambda: IGM(**kw), device=device, lr=lr)
+        return tiny_problem(lambda: IGM(**kw), device=device, lr=lr, dropout=0.0)
     torch.manual_seed(0)
     ds = build_dataset("synthetic", n_samples=48, num_classes=3, dims=[6, 6], signal=[1.0, 0.7])
     strategy = IGM(**kw)
@@ -274,7 +275,7 @@ def test_state_round_trip_keeps_stage_projectors_and_best_state(device: str) -> 
         }
     )
     assert {"active_", "stage_", "projectors_", "best_state_", "best_score_", "rng_"} <= set(saved["s"])
-    b = tiny_problem(lambda: IGM(**FAST, stage_epochs=1), seed=1, device=device)
+    b = tiny_problem(lambda: IGM(**FAST, stage_epochs=1), seed=1, device=device, dropout=0.0)
     b.model.load_state_dict(saved["model"])
     b.strategy.load_state_dict(saved["s"])
     b.strategy.optimizer.load_state_dict(saved["opt"])
@@ -312,6 +313,7 @@ def test_predict_averages_probabilities(device: str) -> None:
         {"stage_epochs": 0},
         {"project_layers": "encoder"},
         {"mixup_alpha": -1.0},
+        {"lr_schedule": "epoch"},
     ],
 )
 def test_bad_values_raise_in_setup(kw: dict[str, Any], device: str) -> None:
@@ -407,3 +409,61 @@ def test_step_on_a_sequence_modality_feeds_the_encoder_the_union_mask(device: st
     for got in seen:
         assert torch.equal(got[..., -1], union)
         torch.testing.assert_close(got[..., :-1], lam * x[..., :-1] + (1 - lam) * x[perm, :, :-1])
+
+
+BASE_LR, EPOCHS = 0.05, 6
+
+
+def logged_rates(device: str, scheduler: dict[str, Any], lr_schedule: str) -> list[float]:
+    """The ``lr`` column of a 6-epoch stage run with 2-epoch stages (new optimizers at epochs 2 and 4)."""
+    p = problem(device, **FAST, stage_epochs=2, lr_schedule=lr_schedule)
+    trainer = Trainer(
+        p.model,
+        p.strategy,
+        lambda: torch.optim.SGD(p.model.parameters(), lr=BASE_LR),
+        scheduler,
+        torch.device(device),
+        epochs=EPOCHS,
+        select_metric="macro_f1",
+    )
+    first = p.strategy.optimizer
+    history = trainer.fit(p.loader, p.loader).history
+    assert p.strategy.optimizer is not first and trainer.scheduler is not None
+    assert trainer.scheduler.optimizer is p.strategy.optimizer
+    return [row["lr"] for row in history]
+
+
+def one_scheduler_rates(scheduler: dict[str, Any]) -> list[float]:
+    """The rates one scheduler over one optimizer gives in each epoch of the whole run."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=BASE_LR)
+    sched = make_scheduler(scheduler, opt, EPOCHS)
+    assert sched is not None
+    rates = []
+    for _ in range(EPOCHS):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return rates
+
+
+SCHEDULES = [
+    ({"name": "cosine"}, lambda e: BASE_LR * (1 + math.cos(math.pi * e / EPOCHS)) / 2),
+    ({"name": "step", "step_size": 3, "gamma": 0.1}, lambda e: BASE_LR * 0.1 ** (e // 3)),
+]
+
+
+@pytest.mark.parametrize(("scheduler", "closed_form"), SCHEDULES)
+def test_stage_optimizers_continue_the_run_schedule(
+    scheduler: dict[str, Any], closed_form: Any, device: str
+) -> None:
+    rates = logged_rates(device, scheduler, "run")
+    assert rates == one_scheduler_rates(scheduler)  # bit for bit, across both optimizer replacements
+    assert rates == pytest.approx([closed_form(e) for e in range(EPOCHS)], rel=1e-12, abs=0)
+
+
+@pytest.mark.parametrize(("scheduler", "closed_form"), SCHEDULES)
+def test_lr_schedule_stage_restarts_with_each_stage(
+    scheduler: dict[str, Any], closed_form: Any, device: str
+) -> None:
+    rates = logged_rates(device, scheduler, "stage")
+    assert rates == pytest.approx([closed_form(e % 2) for e in range(EPOCHS)], rel=1e-12, abs=0)
