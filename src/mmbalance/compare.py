@@ -13,7 +13,7 @@ import argparse
 import statistics
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,8 +126,11 @@ def result_row(spec: RunSpec, m: dict[str, Any], out: Path | None = None) -> dic
     }
     for split in ("val", "test"):
         row.update({f"{split}_{k}": m[split][k] for k in ("acc", "macro_f1", "map", "auroc")})
+    probe = m.get("probe", {}).get("test", {})  # runs written before probes existed have none
     for mod, sub in m["test"]["modalities"].items():
         row[f"test_{mod}_acc"] = sub["acc"]
+        if mod in probe:
+            row[f"test_{mod}_probe_acc"] = probe[mod]["acc"]
     return row
 
 
@@ -161,10 +164,27 @@ def mean_pm(entry: dict[str, Any], key: str, scale: float = 100.0, digits: int =
     return f"{entry[f'{key}_mean'] * scale:.{digits}f} ± {entry[f'{key}_std'] * scale:.{digits}f}"
 
 
+def modality_columns(entries: Iterable[Mapping[str, Any]], sort: bool = False) -> list[tuple[str, str]]:
+    """``(header, key)`` of the per-modality columns of a summary table, modality by modality:
+    ``<m> acc %`` (the head's own logits for m, key ``test_<m>_acc``) and, where some entry has it,
+    ``<m> probe %`` (the linear probe of m's encoder, key ``test_<m>_probe_acc``).
+
+    Modalities come in first-seen order, or sorted by name when ``sort``.
+    """
+    entries = list(entries)
+    found = [k[5:-9] for e in entries for k in e if k.startswith("test_") and k.endswith("_acc_mean")]
+    names = set(found)
+    mods = [m for m in dict.fromkeys(found) if m and not (m.endswith("_probe") and m[:-6] in names)]
+    columns = []
+    for m in sorted(mods) if sort else mods:
+        columns.append((f"{m} acc %", f"test_{m}_acc"))
+        if any(f"test_{m}_probe_acc_mean" in e for e in entries):
+            columns.append((f"{m} probe %", f"test_{m}_probe_acc"))
+    return columns
+
+
 def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
-    mods = sorted(
-        {k[5:-9] for e in summary for k in e if k.startswith("test_") and k.endswith("_acc_mean")} - {""}
-    )
+    columns = modality_columns(summary, sort=True)
     head = [
         "dataset",
         "method",
@@ -172,7 +192,7 @@ def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
         "test acc %",
         "macro-F1 %",
         "MAP %",
-        *[f"{m} acc %" for m in mods],
+        *[header for header, _ in columns],
         "train s",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -184,7 +204,7 @@ def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
             mean_pm(e, "test_acc"),
             mean_pm(e, "test_macro_f1"),
             mean_pm(e, "test_map"),
-            *[mean_pm(e, f"test_{m}_acc") for m in mods],
+            *[mean_pm(e, key) for _, key in columns],
             mean_pm(e, "train_seconds", 1.0, 1),
         ]
         lines.append("| " + " | ".join(cells) + " |")

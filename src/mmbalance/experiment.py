@@ -28,6 +28,7 @@ from mmbalance import config as config_mod
 from mmbalance.data import DATASETS, BatchLoader, MultimodalDataset, build_dataset, stratified_split
 from mmbalance.errors import ConfigError
 from mmbalance.models import ENCODERS, MultimodalModel, build_model, parameter_groups
+from mmbalance.probe import linear_probe
 from mmbalance.strategies import Strategy, build_strategy
 from mmbalance.trainer import Trainer, TrainState, evaluate, seed_everything, set_deterministic
 
@@ -307,6 +308,7 @@ def _finish(out: Path, s: Setup, state: TrainState, ld: Mapping[str, BatchLoader
     s.strategy.load_state_dict(state.best_strategy)
     val = evaluate(s.model, s.strategy, ld["val"], s.device)
     test = evaluate(s.model, s.strategy, ld["test"], s.device)  # the one read of the test split
+    probe = _probe(s, ld)
     best = {
         "config": s.config,
         "model": state.best_model,
@@ -325,9 +327,17 @@ def _finish(out: Path, s: Setup, state: TrainState, ld: Mapping[str, BatchLoader
         "train_seconds": round(state.train_seconds, 3),
         "val": val,
         "test": test,
+        "probe": probe,
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
+
+
+def _probe(s: Setup, ld: Mapping[str, BatchLoader]) -> dict[str, Any]:
+    """Linear probes of the encoders' features (:func:`mmbalance.probe.linear_probe`), fitted on the
+    whole training split in order (no shuffling, no dropped rows), scored on val and test."""
+    train = BatchLoader(s.dataset, s.split["train"], s.config["data"]["eval_batch_size"])
+    return linear_probe(s.model, train, {"val": ld["val"], "test": ld["test"]}, s.device)
 
 
 def evaluate_run(run_dir: str | Path, device: str | None = None) -> dict[str, Any]:

@@ -104,21 +104,22 @@ def _finish(ax: Any, fig: Any, title: str, ylabel: str, drawn: bool) -> None:
 
 
 def bars_figure(summary: Sequence[Mapping[str, Any]], title: str = "test accuracy") -> Any:
-    """Fused test accuracy (mean ± std over seeds) per method, with per-modality accuracy bars beside."""
+    """Fused test accuracy (mean ± std over seeds) per method, with per-modality accuracy bars beside:
+    the head's (``<m>``) and, where summarised, the linear probe's (``<m> probe``, same colour, hatched)."""
+    from mmbalance.compare import modality_columns
+
     fig, (ax,) = _figure(width=max(6.4, 1.3 * len(summary) + 2))
-    keys = ["test_acc"]
-    for e in summary:
-        keys += [
-            k[:-5] for k in e if k.startswith("test_") and k.endswith("_acc_mean") and k[:-5] not in keys
-        ]
-    width = 0.8 / len(keys)
-    for j, key in enumerate(keys):
-        xs = [i + (j - (len(keys) - 1) / 2) * width for i, e in enumerate(summary) if f"{key}_mean" in e]
+    bars, color = [("fused", "test_acc", 0, False)], 0
+    for header, key in modality_columns(summary):
+        probe = header.endswith(" probe %")
+        color += not probe
+        bars.append((header.removesuffix(" %").removesuffix(" acc"), key, color, probe))
+    width = 0.8 / len(bars)
+    for j, (name, key, c, probe) in enumerate(bars):
+        xs = [i + (j - (len(bars) - 1) / 2) * width for i, e in enumerate(summary) if f"{key}_mean" in e]
         es = [e for e in summary if f"{key}_mean" in e]
         means = [100 * float(e[f"{key}_mean"]) for e in es]
         stds = [100 * float(e.get(f"{key}_std") or 0.0) for e in es]
-        name = "fused" if key == "test_acc" else key[5:-4]
-        alpha = 1.0 if key == "test_acc" else 0.85
         ax.bar(
             xs,
             means,
@@ -126,8 +127,10 @@ def bars_figure(summary: Sequence[Mapping[str, Any]], title: str = "test accurac
             yerr=stds,
             capsize=3,
             label=name,
-            color=BAR_COLORS[j % len(BAR_COLORS)],
-            alpha=alpha,
+            color=BAR_COLORS[c % len(BAR_COLORS)],
+            alpha=1.0 if key == "test_acc" else 0.85,
+            hatch="//" if probe else None,
+            edgecolor="white" if probe else None,
         )
     ax.set_xticks(range(len(summary)), [str(e["method"]) for e in summary], rotation=20, ha="right")
     ax.set_ylabel("test accuracy (%)")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mmbalance import plots
+from mmbalance.compare import modality_columns
 from mmbalance.errors import ConfigError, MMBalanceError
 
 CSS = """
@@ -39,9 +40,13 @@ footer{margin-top:40px;color:#889;font-size:13px}code{background:#eef0f3;padding
 
 NOTE = (
     "Numbers are percentages on the test split, mean ± std over seeds; the best fused accuracy per dataset "
-    "is in bold. <b>Per-modality accuracy</b> scores each modality's own logits (its encoder through the "
-    "head alone): a wide gap between modalities, or a modality far below its <code>unimodal-*</code> "
-    "baseline, is the imbalance these methods target. The <b>conflict cosine</b> (<code>cos</code>, "
+    "is in bold. <b>Per-modality accuracy</b> (<code>&lt;m&gt; acc</code>) scores each modality's own "
+    "logits (its encoder through the head alone, which each fusion head defines its own way); the "
+    "<b>probe</b> (<code>&lt;m&gt; probe</code>) scores a logistic regression fitted on the frozen "
+    "features of m's encoder on the training split, the same measure for every method. A wide gap "
+    "between modalities, or a modality far below its <code>unimodal-*</code> baseline, is the imbalance "
+    "these methods target; a head accuracy far below the probe means the encoder learned features the "
+    "head does not use. The <b>conflict cosine</b> (<code>cos</code>, "
     "<code>grad_cosine</code> in <code>history.csv</code>) is the cosine between the head gradients of "
     "two modalities' losses, averaged over pairs (<code>cos_fused_&lt;m&gt;</code>: modality m's against "
     "the fused loss's); below 0 they pull the shared head in opposite directions. Curves average the "
@@ -101,9 +106,8 @@ def _cell(entry: Mapping[str, Any], key: str, scale: float = 100.0, digits: int 
 
 def summary_table(entries: Sequence[Mapping[str, Any]]) -> str:
     """An HTML table of one dataset's summary rows."""
-    found = (k[5:-9] for e in entries for k in e if k.startswith("test_") and k.endswith("_acc_mean"))
-    mods = [m for m in dict.fromkeys(found) if m]
-    head = ["method", "seeds", "test acc %", "macro-F1 %", "MAP %", *[f"{m} acc %" for m in mods], "train s"]
+    columns = modality_columns(entries)
+    head = ["method", "seeds", "test acc %", "macro-F1 %", "MAP %", *[h for h, _ in columns], "train s"]
     accs = [float(e["test_acc_mean"]) if e.get("test_acc_mean") not in (None, "") else None for e in entries]
     best = max((a for a in accs if a is not None), default=None)
     body = []
@@ -115,7 +119,7 @@ def summary_table(entries: Sequence[Mapping[str, Any]]) -> str:
             f'<span class="best">{_cell(e, "test_acc")}</span>' if top else _cell(e, "test_acc"),
             _cell(e, "test_macro_f1"),
             _cell(e, "test_map"),
-            *[_cell(e, f"test_{m}_acc") for m in mods],
+            *[_cell(e, key) for _, key in columns],
             _cell(e, "train_seconds", 1.0, 1),
         ]
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")

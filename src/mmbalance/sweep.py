@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mmbalance import config as config_mod
-from mmbalance.compare import RunSpec, mean_pm, run_all, split_list, summarize, write_csv
+from mmbalance.compare import RunSpec, mean_pm, modality_columns, run_all, split_list, summarize, write_csv
 from mmbalance.errors import ConfigError
 
 RESERVED = {"train__seed": "--seeds", "train__epochs": "--epochs"}
@@ -81,13 +81,13 @@ def sweep_rows(key: str, grid: Sequence[str], summary: Sequence[dict[str, Any]])
 
 def sweep_table(rows: Sequence[dict[str, Any]]) -> str:
     """A markdown table of :func:`sweep_rows`."""
-    mods = list(dict.fromkeys(k[5:-9] for r in rows for k in r if k.endswith("_acc_mean") and k[5:-9]))
+    columns = modality_columns(rows)
     head = [rows[0]["param"] if rows else "value", "seeds", "test acc %", "macro-F1 %"]
-    head += [f"{m} acc %" for m in mods]
+    head += [header for header, _ in columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [str(r["value"]), str(r["seeds"]), mean_pm(r, "test_acc"), mean_pm(r, "test_macro_f1")]
-        cells += [mean_pm(r, f"test_{m}_acc") for m in mods]
+        cells += [mean_pm(r, key) for _, key in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

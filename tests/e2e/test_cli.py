@@ -21,13 +21,19 @@ METRIC_KEYS = {"acc", "macro_f1", "map", "auroc"}
 
 
 def check_metrics_shape(m: dict, modalities: set[str]) -> None:
-    assert set(m) == {"method", "dataset", "seed", "best_epoch", "epochs_run", "train_seconds", "val", "test"}
+    keys = {"method", "dataset", "seed", "best_epoch", "epochs_run", "train_seconds", "val", "test", "probe"}
+    assert set(m) == keys
     for split in ("val", "test"):
         assert set(m[split]) == METRIC_KEYS | {"modalities"}
         assert set(m[split]["modalities"]) == modalities
         for sub in m[split]["modalities"].values():
             assert set(sub) == METRIC_KEYS
             assert all(isinstance(v, float) for v in sub.values())
+    assert set(m["probe"]) == {"val", "test"}
+    for per_modality in m["probe"].values():
+        assert set(per_modality) == modalities
+        for sub in per_modality.values():
+            assert set(sub) == {"acc", "macro_f1"} and all(0.0 <= v <= 1.0 for v in sub.values())
 
 
 def test_train_writes_the_run_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -55,15 +55,19 @@ def test_compare_writes_every_output(
     assert {r["dataset"] for r in results} == {"synthetic"} and {r["seed"] for r in results} == {"0"}
     assert results[0]["test_a_acc"] and not results[0]["test_b_acc"]
     assert results[2]["test_a_acc"] and results[2]["test_b_acc"]
+    assert results[0]["test_a_probe_acc"] and not results[0]["test_b_probe_acc"]
+    assert results[2]["test_a_probe_acc"] and results[2]["test_b_probe_acc"]
     summary = read_csv(finished / "summary.csv")
     assert [r["method"] for r in summary] == LABELS and all(
         0 <= float(r["test_acc_mean"]) <= 1 for r in summary
     )
+    assert [bool(r["test_a_probe_acc_mean"]) for r in summary] == [True, False, True]
     md = (finished / "summary.md").read_text()
+    assert "| a acc % | a probe % | b acc % | b probe % |" in md
     for label in LABELS:
         assert sum(line.startswith(f"| synthetic | {label} |") for line in md.splitlines()) == 1
     html = (finished / "report.html").read_text()
-    check_html(html, LABELS)
+    check_html(html, [*LABELS, "<th>a probe %</th>", "<th>b probe %</th>"])
     assert "data:image/png;base64," in html
     for label in LABELS:
         run = finished / "runs" / "synthetic" / label / "seed0"
@@ -176,3 +180,57 @@ def test_results_md_keeps_the_reading_around_the_generated_block(copy: Path) -> 
     assert text.startswith("# Results") and text.rstrip().endswith("Our reading.") and "old" not in text
     assert "Command: `mmbalance compare --datasets synthetic" in text and "Machine: " in text
     assert "| synthetic | joint |" in text
+
+
+def metrics_json(probe: bool) -> dict:
+    split = {"acc": 0.9, "macro_f1": 0.8, "map": 0.7, "auroc": 0.6}
+    m = {"best_epoch": 1, "epochs_run": 2, "train_seconds": 1.0}
+    for name in ("val", "test"):
+        m[name] = {**split, "modalities": {"a": {**split, "acc": 0.3}, "b": {**split, "acc": 0.2}}}
+    if probe:
+        per_mod = {"a": {"acc": 0.85, "macro_f1": 0.8}, "b": {"acc": 0.6, "macro_f1": 0.5}}
+        m["probe"] = {"val": per_mod, "test": per_mod}
+    return m
+
+
+def test_result_row_adds_the_probe_beside_each_head_accuracy() -> None:
+    from mmbalance.compare import RunSpec, result_row
+
+    spec = RunSpec("d", "joint", (), 0)
+    row = result_row(spec, metrics_json(probe=True))
+    mods = [k for k in row if k.startswith(("test_a_", "test_b_"))]
+    assert mods == ["test_a_acc", "test_a_probe_acc", "test_b_acc", "test_b_probe_acc"]
+    assert (row["test_a_acc"], row["test_a_probe_acc"], row["test_b_probe_acc"]) == (0.3, 0.85, 0.6)
+    old = result_row(spec, metrics_json(probe=False))  # a run directory written before probes existed
+    assert not any("probe" in k for k in old) and old["test_a_acc"] == 0.3
+
+
+def test_summary_and_tables_carry_the_probe_columns() -> None:
+    from mmbalance.compare import markdown_table, summarize
+    from mmbalance.sweep import sweep_table
+
+    rows = [
+        {"dataset": "d", "method": "joint", "test_acc": 0.8, "test_b_acc": 0.2, "test_b_probe_acc": 0.6},
+        {"dataset": "d", "method": "joint", "test_acc": 0.9, "test_b_acc": 0.4, "test_b_probe_acc": 0.8},
+    ]
+    for r in rows:
+        r.update(test_a_acc=0.5, test_a_probe_acc=0.9)
+    (entry,) = summarize(rows)
+    assert entry["test_b_probe_acc_mean"] == pytest.approx(0.7)
+    assert entry["test_b_probe_acc_std"] == pytest.approx(0.1414213, abs=1e-6)
+    head, _, line = markdown_table([entry]).splitlines()
+    assert head.endswith("| MAP % | a acc % | a probe % | b acc % | b probe % | train s |")
+    assert line.startswith("| d | joint | 2 | 85.00 ± 7.07 |")
+    assert "| 50.00 ± 0.00 | 90.00 ± 0.00 | 30.00 ± 14.14 | 70.00 ± 14.14 |" in line
+    sweep = sweep_table([{"param": "p", "value": "1", **entry}]).splitlines()[0]
+    assert sweep.endswith("| b acc % | b probe % | a acc % | a probe % |")  # first-seen order
+
+
+def test_tables_without_probes_keep_their_columns() -> None:
+    from mmbalance.compare import markdown_table, summarize
+
+    rows = [{"dataset": "d", "method": "joint", "test_acc": 0.8, "test_a_acc": 0.5, "test_b_acc": 0.2}]
+    head = markdown_table(summarize(rows)).splitlines()[0]
+    assert (
+        head == "| dataset | method | seeds | test acc % | macro-F1 % | MAP % | a acc % | b acc % | train s |"
+    )

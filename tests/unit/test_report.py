@@ -148,3 +148,31 @@ def test_report_without_histories_still_renders(
 ) -> None:
     rows = summary_rows()
     check_html(report.render(tmp_path, rows, summarize(rows)), ["joint", "unimodal-a"])
+
+
+def probe_rows() -> list[dict]:
+    rows = summary_rows()
+    for r, probe in zip(rows, (0.95, 0.85, 0.9), strict=True):
+        r["test_a_probe_acc"] = probe
+    rows[0]["test_b_probe_acc"] = 0.6
+    return rows
+
+
+def test_summary_table_shows_the_probe_beside_each_head_accuracy() -> None:
+    html = report.summary_table(summarize(probe_rows()))
+    heads = [h.split("</th>")[0] for h in html.split("<th>")[1:]]
+    assert heads[5:-1] == ["a acc %", "a probe %", "b acc %", "b probe %"]
+    joint = html.split("<tr>")[2]
+    assert "90.00" in joint and "± 7.07" in joint  # a probe: mean and std of 0.95 and 0.85, in %
+    assert report.summary_table(summarize(summary_rows())).count("probe") == 0  # runs without probes
+
+
+def test_bars_figure_draws_a_hatched_probe_bar_beside_each_modality() -> None:
+    ax = plots.bars_figure(summarize(probe_rows())).axes[0]
+    labels = ax.get_legend_handles_labels()[1]
+    assert labels == ["fused", "a", "a probe", "b", "b probe"]
+    probe_bars = [p for p in ax.patches if p.get_hatch()]
+    assert sorted(round(p.get_height(), 6) for p in probe_bars) == [60.0, 90.0, 90.0]
+    bars = [c.patches for c in ax.containers if hasattr(c, "patches")]  # one BarContainer per label
+    a_bar, a_probe = bars[1][0], bars[2][0]
+    assert a_bar.get_facecolor()[:3] == a_probe.get_facecolor()[:3]  # one colour per modality

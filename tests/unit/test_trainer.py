@@ -223,3 +223,23 @@ def test_patience_stops_early() -> None:
     trainer = make_trainer(s, 10, patience=2)
     state = trainer.fit(ld["train"], ld["val"])
     assert state.epoch == 3 and state.best_epoch == 0
+
+
+def test_metrics_probe_fits_the_best_model_on_the_whole_training_split(tmp_path: Path) -> None:
+    import json
+
+    from mmbalance.data import BatchLoader
+    from mmbalance.experiment import build, loaders
+    from mmbalance.probe import linear_probe
+
+    metrics = train_run(tiny_cfg(), tmp_path / "run")
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
+    s = build(best["config"], json.loads((tmp_path / "run" / "split.json").read_text()))
+    s.model.load_state_dict(best["model"])
+    ld = loaders(s)
+    train = BatchLoader(
+        s.dataset, s.split["train"], s.config["data"]["eval_batch_size"]
+    )  # in order, all rows
+    expected = linear_probe(s.model, train, {"val": ld["val"], "test": ld["test"]}, s.device)
+    assert metrics["probe"] == expected
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["probe"] == expected
