@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from mmbalance.data import BatchLoader, MultimodalDataset, build_dataset
+from mmbalance.experiment import parameter_groups
 from mmbalance.models import MultimodalModel, build_model
 from mmbalance.strategies import Strategy
 from mmbalance.types import Batch, StepResult
@@ -38,7 +39,11 @@ def tiny_problem(
     device: str = "cpu",
     lr: float = 0.05,
 ) -> TinyProblem:
-    """Synthetic data with ``modalities`` modalities, small MLP encoders, set up for ``make_strategy()``."""
+    """Synthetic data with ``modalities`` modalities, small MLP encoders, set up for ``make_strategy()``.
+
+    The optimizer is SGD (momentum 0.9) over the named per-modality parameter groups a run uses
+    (:func:`mmbalance.experiment.parameter_groups`).
+    """
     torch.manual_seed(seed)
     names = [chr(ord("a") + i) for i in range(modalities)]
     ds = build_dataset(
@@ -60,7 +65,7 @@ def tiny_problem(
     ).to(device)
 
     def make_opt() -> torch.optim.Optimizer:
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+        return torch.optim.SGD(parameter_groups(model), lr=lr, momentum=0.9)
 
     strategy.setup(model, make_opt(), make_opt)
     ds.inputs = {m: x.to(device) for m, x in ds.inputs.items()}
