@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mmbalance.strategies import agm as _agm  # noqa: F401  (registers)
 from mmbalance.strategies import gaal as _gaal  # noqa: F401  (registers)
 from mmbalance.strategies import gblending as _gblending  # noqa: F401  (registers)
 from mmbalance.strategies import igm as _igm  # noqa: F401  (registers)
