@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.optim import Optimizer
 
 from mmbalance.errors import ConfigError, check_choice, check_range
+from mmbalance.models import MultimodalModel
 from mmbalance.strategies._heldout import FUSED, head_losses, masked_mean, training_rows
 from mmbalance.strategies.base import Strategy
 from mmbalance.strategies.registry import STRATEGIES
@@ -102,7 +104,9 @@ class GradientBlending(Strategy):
         if given is not None and sum(given.values()) <= 0:
             raise ConfigError(f"weights={dict(given)!r} is invalid; expected a positive sum")
 
-    def setup(self, model: Any, optimizer: Any, make_optimizer: Any) -> None:
+    def setup(
+        self, model: MultimodalModel, optimizer: Optimizer, make_optimizer: Callable[[], Optimizer]
+    ) -> None:
         super().setup(model, optimizer, make_optimizer)
         heads = [*model.modalities, FUSED]
         device = next(model.parameters()).device

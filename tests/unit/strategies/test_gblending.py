@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from mmbalance.errors import ConfigError
 from mmbalance.strategies.gblending import GradientBlending, ogr_weights
+from mmbalance.strategies.joint import Joint
 from mmbalance.testing import TinyProblem, check_strategy, params_of, run_steps, same_tensors, tiny_problem
 from mmbalance.types import Batch
 
@@ -117,6 +118,15 @@ def test_the_loss_is_the_weighted_sum_over_training_rows(device: str) -> None:
     z = [out.unimodal_logits["a"], out.unimodal_logits["b"], out.logits]
     expected = sum(w * F.cross_entropy(zk, batch.label) for w, zk in zip([0.2, 0.3, 0.5], z, strict=True))
     torch.testing.assert_close(fixed.strategy.loss(out, batch), expected)  # fixed: every row trains
+
+
+def test_the_fused_loss_alone_is_joint_training(device: str) -> None:
+    only_fused = {"mode": "fixed", "weights": {"a": 0.0, "b": 0.0, "fused": 1.0}}
+    gb = tiny_problem(lambda: GradientBlending(**only_fused), device=device)
+    joint = tiny_problem(lambda: Joint(head="concat_aux"), device=device)
+    run_steps(gb, 4)
+    run_steps(joint, 4)
+    assert same_tensors(params_of(gb.model), params_of(joint.model))
 
 
 def test_held_out_labels_never_reach_a_gradient(device: str) -> None:
