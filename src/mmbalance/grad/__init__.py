@@ -1,4 +1,5 @@
-"""Gradient math as pure tensor functions: flat views, GEM-style surgery, projectors and SAM helpers.
+"""Gradient math as pure tensor functions: flat views, GEM-style surgery, projectors, SAM helpers and
+gradient scaling.
 
 Nothing here synchronises with the host or picks a device; every result stays on its input's device.
 """
@@ -14,12 +15,14 @@ from mmbalance.grad.projection import (
     project_right_,
 )
 from mmbalance.grad.sam import frozen_bn_stats, perturbed, sam_perturbation
+from mmbalance.grad.scale import clip_if_any_exceeds_, scale_grad
 from mmbalance.grad.surgery import MAX_REFS, conflicts, project_to_cone
 
 __all__ = [
     "MAX_REFS",
     "InputCovariance",
     "OrthogonalProjector",
+    "clip_if_any_exceeds_",
     "conflicts",
     "cosine",
     "flat_projector",
@@ -31,6 +34,7 @@ __all__ = [
     "project_right_",
     "project_to_cone",
     "sam_perturbation",
+    "scale_grad",
     "unflatten",
     "write_grads_",
 ]

@@ -51,6 +51,26 @@ class ConcatHead(Head):
         return feature @ self.fc.weight[:, lo:hi].T + self.fc.bias / len(self.modalities)
 
 
+@HEADS.register("concat_aux")
+class ConcatAuxHead(ConcatHead):
+    """A ``concat`` head for the fused logits plus one auxiliary ``Linear`` classifier per modality.
+
+    ``unimodal(m, f)`` is modality ``m``'s auxiliary classifier (trained by its own loss, as in Gradient
+    Blending); the fused logits do not use it. Each auxiliary classifier belongs to its modality
+    (``modality_parameters``); the concat layer is shared.
+    """
+
+    def __init__(self, feature_dims: Mapping[str, int], num_classes: int) -> None:
+        super().__init__(feature_dims, num_classes)
+        self.aux = nn.ModuleDict({m: nn.Linear(d, num_classes) for m, d in feature_dims.items()})
+
+    def unimodal(self, modality: str, feature: Tensor) -> Tensor:
+        return self.aux[modality](feature)
+
+    def modality_parameters(self, modality: str) -> list[nn.Parameter]:
+        return list(self.aux[modality].parameters())
+
+
 def _branch(in_dim: int, hidden: Sequence[int], num_classes: int) -> nn.Module:
     layers: list[nn.Module] = []
     for h in hidden:

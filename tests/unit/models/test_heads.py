@@ -38,7 +38,15 @@ def test_shared_head_is_one_classifier() -> None:
         build_head("shared", {"a": 4, "b": 5}, 3)
 
 
-@pytest.mark.parametrize("head", ["concat", "sum", "shared"])
+def test_concat_aux_head_has_its_own_unimodal_classifiers() -> None:
+    head = build_head("concat_aux", DIMS, 3)
+    f = features()
+    torch.testing.assert_close(head(f), head.fc(torch.cat([f["a"], f["b"]], dim=1)))
+    torch.testing.assert_close(head.unimodal("a", f["a"]), head.aux["a"](f["a"]))
+    assert [id(p) for p in head.modality_parameters("b")] == [id(p) for p in head.aux["b"].parameters()]
+
+
+@pytest.mark.parametrize("head", ["concat", "sum", "shared", "concat_aux"])
 def test_parameter_groups_partition_the_model(head: str) -> None:
     model = build_model({m: {"name": "mlp"} for m in DIMS}, {m: (7,) for m in DIMS}, 3, {"name": head}, 8)
     groups = [model.encoder_parameters(m) for m in DIMS] + [model.head_parameters()]
@@ -67,7 +75,7 @@ def test_cnn_memory_layout_does_not_change_the_function() -> None:
     torch.testing.assert_close(a(x), b(x), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("head", ["concat", "sum", "shared"])
+@pytest.mark.parametrize("head", ["concat", "sum", "shared", "concat_aux"])
 def test_optimizer_groups_partition_the_parameters_by_modality(head: str) -> None:
     from mmbalance.experiment import parameter_groups
 
