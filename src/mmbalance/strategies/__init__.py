@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mmbalance.strategies import domfn as _domfn  # noqa: F401  (registers)
 from mmbalance.strategies import gaal as _gaal  # noqa: F401  (registers)
 from mmbalance.strategies import igm as _igm  # noqa: F401  (registers)
 from mmbalance.strategies import joint as _joint  # noqa: F401  (registers)
