@@ -11,6 +11,7 @@ from mmbalance.strategies import joint as _joint  # noqa: F401  (registers)
 from mmbalance.strategies import mla as _mla  # noqa: F401  (registers)
 from mmbalance.strategies import mmpareto as _mmpareto  # noqa: F401  (registers)
 from mmbalance.strategies import pmr as _pmr  # noqa: F401  (registers)
+from mmbalance.strategies import reconboost as _reconboost  # noqa: F401  (registers)
 from mmbalance.strategies import smv as _smv  # noqa: F401  (registers)
 from mmbalance.strategies.base import Strategy
 from mmbalance.strategies.registry import STRATEGIES
