@@ -25,3 +25,12 @@ def check_bool(name: str, value: object) -> None:
     """Raise a one-line ``ConfigError`` unless ``value`` is ``True`` or ``False``."""
     if not isinstance(value, bool):
         raise ConfigError(f"{name}={value!r} is invalid; expected true or false")
+
+
+def check_widths(name: str, value: object) -> None:
+    """Raise a one-line ``ConfigError`` unless ``value`` is a list of positive integer layer widths."""
+    ok = isinstance(value, (list, tuple)) and all(
+        isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in value
+    )
+    if not ok:
+        raise ConfigError(f"{name}={value!r} is invalid; expected a list of positive integers such as [64]")

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmbalance.errors import check_choice, check_range
-from mmbalance.strategies._checks import check_head, check_modality_count
+from mmbalance.strategies._checks import check_head, check_modality_count, check_widths
 from mmbalance.strategies.base import Strategy
 from mmbalance.strategies.registry import STRATEGIES
 from mmbalance.types import Batch, ModelOutput, StepResult
@@ -87,8 +87,7 @@ class DOMFN(Strategy):
         check_range("pre_epochs", self.pre_epochs, 0)
         check_choice("reference", self.reference, ("mean", "fused"))
         check_choice("scores", self.scores, ("softmax", "sigmoid"))
-        for w in self.head_hidden:
-            check_range("head_hidden width", w, 1)
+        check_widths("head_hidden", self.head_hidden)
 
     # -- pieces -------------------------------------------------------------------------------------
     def _as_logits(self, z: Tensor) -> Tensor:

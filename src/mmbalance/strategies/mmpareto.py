@@ -36,9 +36,10 @@ class MMPareto(Strategy):
     ``cos(g₁, g₂) > 0``, else the min-norm weights of the segment ``[g₁, g₂]``; the encoder gradient is
     ``γ·d·max(1, ‖g₁ + g₂‖/‖d‖)`` with ``d = 2(w₁g₁ + w₂g₂)`` (:func:`mmbalance.grad.pareto_combine`), so it
     never has a negative inner product with ``g₁`` or ``g₂``. Head parameters get the plain gradient of
-    ``L_mm + Σ_m L_m``. Inference: the fused head only. Two backward passes per step.
+    ``L_mm + Σ_m L_m``. Gradients are those of the batch-mean losses (per-batch statistics). Inference: the
+    fused head only. Two backward passes per step.
 
-    ``rescale="global"`` rescales each encoder's gradient as one vector (the paper's encoder-level rule);
+    ``rescale="global"`` rescales each encoder's gradient as one vector (the rule stated per encoder);
     ``"tensor"`` rescales every parameter tensor by its own norms, as the released code does, which can
     leave a (small) conflict in the full encoder gradient. Differences from the released code
     (GeWu-Lab/MMPareto_ICML2024): parameters are grouped by the model's explicit encoder groups (not

@@ -67,7 +67,7 @@ class PMR(Strategy):
     ``L = CE(z, y) + α Σ_m β_m CE(−d_m, y) − λ·max_m β_m·H_dom`` where ``H_dom`` is the batch-mean entropy
     of the dominant modality's (largest ``s``) prototype distribution, applied during the first
     ``entropy_epochs`` epochs of the window (prototypical entropy regularisation). Inference: the fused
-    head's logits. Two modalities give exactly the paper's rule; three or more use the generalisation
+    head's logits. Two modalities give the paper's two-modality rule; three or more use the generalisation
     above (each modality measured against the most confident one).
 
     Differences from the released code (fanyunfeng-bit/Modal-Imbalance-PMR): it has no entropy term

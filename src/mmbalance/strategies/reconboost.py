@@ -12,7 +12,7 @@ from torch.optim import Optimizer
 
 from mmbalance.errors import check_range
 from mmbalance.models import MultimodalModel
-from mmbalance.strategies._checks import check_bool, check_head, check_modality_count
+from mmbalance.strategies._checks import check_bool, check_head, check_modality_count, check_widths
 from mmbalance.strategies.base import Strategy
 from mmbalance.strategies.registry import STRATEGIES
 from mmbalance.types import Batch, ModelOutput, StepResult
@@ -89,8 +89,7 @@ class ReconBoost(Strategy):
         check_range("correct_epochs", self.correct_epochs, 0)
         for key in ("weight1", "weight2", "alpha", "boost_rate"):
             check_range(key, getattr(self, key), 0.0)
-        for w in self.head_hidden:
-            check_range("head_hidden width", w, 1)
+        check_widths("head_hidden", self.head_hidden)
         check_bool("reset_optimizer", self.reset_optimizer)
 
     def setup(

@@ -130,7 +130,8 @@ def test_pre_training_flag_follows_the_epoch_and_is_learned_state() -> None:
         ({"tau": 0.0}, "tau=0.0"),
         ({"reference": "max"}, "reference='max'"),
         ({"scores": "tanh"}, "scores='tanh'"),
-        ({"head_hidden": [0]}, "head_hidden width=0"),
+        ({"head_hidden": [0]}, r"head_hidden=\[0\]"),
+        ({"head_hidden": 64}, "head_hidden=64"),
     ],
 )
 def test_bad_values_give_one_line_errors(kwargs: dict, fragment: str) -> None:

@@ -148,6 +148,7 @@ def test_predict_uses_the_learners_trained_so_far() -> None:
         ({"epochs_per_stage": 0}, "epochs_per_stage=0"),
         ({"weight2": -1.0}, "weight2=-1.0"),
         ({"reset_optimizer": 1}, "reset_optimizer=1"),
+        ({"head_hidden": [256, "x"]}, "head_hidden="),
     ],
 )
 def test_bad_values_give_one_line_errors(kwargs: dict, fragment: str) -> None:
