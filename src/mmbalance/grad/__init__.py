@@ -1,5 +1,5 @@
-"""Gradient math as pure tensor functions: flat views, GEM-style surgery, projectors, SAM helpers and
-gradient scaling.
+"""Gradient math as pure tensor functions: flat views, GEM-style surgery, Pareto integration, projectors,
+SAM helpers and gradient scaling.
 
 Nothing here synchronises with the host or picks a device; every result stays on its input's device.
 """
@@ -7,6 +7,7 @@ Nothing here synchronises with the host or picks a device; every result stays on
 from __future__ import annotations
 
 from mmbalance.grad.flat import cosine, flatten, gradients_of, unflatten, write_grads_
+from mmbalance.grad.pareto import min_norm_weights, pareto_combine, pareto_weights, rescale_to_sum
 from mmbalance.grad.projection import (
     InputCovariance,
     OrthogonalProjector,
@@ -29,10 +30,14 @@ __all__ = [
     "flatten",
     "frozen_bn_stats",
     "gradients_of",
+    "min_norm_weights",
     "owm_update",
+    "pareto_combine",
+    "pareto_weights",
     "perturbed",
     "project_right_",
     "project_to_cone",
+    "rescale_to_sum",
     "sam_perturbation",
     "scale_grad",
     "unflatten",

@@ -51,26 +51,6 @@ class ConcatHead(Head):
         return feature @ self.fc.weight[:, lo:hi].T + self.fc.bias / len(self.modalities)
 
 
-@HEADS.register("concat_aux")
-class ConcatAuxHead(ConcatHead):
-    """A ``concat`` head for the fused logits plus one auxiliary ``Linear`` classifier per modality.
-
-    ``unimodal(m, f)`` is modality ``m``'s auxiliary classifier (trained by its own loss, as in Gradient
-    Blending); the fused logits do not use it. Each auxiliary classifier belongs to its modality
-    (``modality_parameters``); the concat layer is shared.
-    """
-
-    def __init__(self, feature_dims: Mapping[str, int], num_classes: int) -> None:
-        super().__init__(feature_dims, num_classes)
-        self.aux = nn.ModuleDict({m: nn.Linear(d, num_classes) for m, d in feature_dims.items()})
-
-    def unimodal(self, modality: str, feature: Tensor) -> Tensor:
-        return self.aux[modality](feature)
-
-    def modality_parameters(self, modality: str) -> list[nn.Parameter]:
-        return list(self.aux[modality].parameters())
-
-
 def _branch(in_dim: int, hidden: Sequence[int], num_classes: int) -> nn.Module:
     layers: list[nn.Module] = []
     for h in hidden:
@@ -116,3 +96,58 @@ class SharedHead(Head):
 
     def unimodal(self, modality: str, feature: Tensor) -> Tensor:
         return self.fc(feature)
+
+
+@HEADS.register("multitask")
+class MultitaskHead(Head):
+    """A fused classifier on the concatenated features plus one linear classifier per modality.
+
+    The fused logits come from ``fused`` (a ``Linear``, or an MLP with ``hidden`` widths, on the
+    concatenation in modality order); modality ``m`` alone is scored by its own ``Linear``. The fused and
+    the unimodal classifiers share no parameter: each modality owns its classifier and the fused one is
+    the shared group. This is the multi-head model of MMPareto, G-Blending and DOMFN.
+    """
+
+    def __init__(self, feature_dims: Mapping[str, int], num_classes: int, hidden: Sequence[int] = ()) -> None:
+        super().__init__(feature_dims, num_classes)
+        self.fused = _branch(sum(feature_dims.values()), hidden, num_classes)
+        self.branches = nn.ModuleDict({m: nn.Linear(d, num_classes) for m, d in feature_dims.items()})
+
+    def forward(self, features: Mapping[str, Tensor]) -> Tensor:
+        return self.fused(torch.cat([features[m] for m in self.modalities], dim=1))
+
+    def unimodal(self, modality: str, feature: Tensor) -> Tensor:
+        return self.branches[modality](feature)
+
+    def modality_parameters(self, modality: str) -> list[nn.Parameter]:
+        return list(self.branches[modality].parameters())
+
+
+@HEADS.register("boost")
+class BoostHead(Head):
+    """One classifier shared by every modality and a learnable scale: fused logits ``β·Σ_m f(h_m)``.
+
+    ``f`` is a ``Linear`` or an MLP with ``hidden`` widths (ReconBoost's common head is one hidden layer of
+    256); ``β`` (``boost_rate``, a 0-d parameter) starts at ``boost_rate``. ``unimodal(m, h)`` is ``f(h)``
+    without ``β``. All feature dimensions must be equal; every parameter is shared.
+    """
+
+    def __init__(
+        self,
+        feature_dims: Mapping[str, int],
+        num_classes: int,
+        hidden: Sequence[int] = (256,),
+        boost_rate: float = 1.0,
+    ) -> None:
+        super().__init__(feature_dims, num_classes)
+        dims = set(feature_dims.values())
+        if len(dims) != 1:
+            raise ConfigError(f"boost head needs equal feature dims; got {dict(feature_dims)}")
+        self.classifier = _branch(dims.pop(), hidden, num_classes)
+        self.boost_rate = nn.Parameter(torch.tensor(float(boost_rate)))
+
+    def forward(self, features: Mapping[str, Tensor]) -> Tensor:
+        return self.boost_rate * torch.stack([self.classifier(features[m]) for m in self.modalities]).sum(0)
+
+    def unimodal(self, modality: str, feature: Tensor) -> Tensor:
+        return self.classifier(feature)

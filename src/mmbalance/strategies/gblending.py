@@ -41,7 +41,7 @@ class GradientBlending(Strategy):
     """A weighted sum of the fused head's loss and one auxiliary unimodal head's loss per modality.
 
     Gradient Blending (Wang, Tran, Feiszli, "What Makes Training Multi-Modal Classification Networks
-    Hard?", CVPR 2020, arXiv 1905.12681). The ``concat_aux`` head gives fused logits ``z`` and one linear
+    Hard?", CVPR 2020, arXiv 1905.12681). The ``multitask`` head gives fused logits ``z`` and one linear
     classifier ``z_m`` per modality; the loss is ``w_fused·CE(z) + Σ_m w_m·CE(z_m)`` averaged over the
     training rows. The weights come from the overfitting-to-generalisation ratio (:func:`ogr_weights`):
     for each head ``k``, a copy of the current state is trained on ``CE(z_k)`` alone for ``super_epoch``
@@ -60,8 +60,8 @@ class GradientBlending(Strategy):
 
     name = "gblending"
     min_modalities = 2
-    head = "concat_aux"
-    supported_heads: ClassVar[tuple[str, ...]] = ("concat_aux",)
+    head = "multitask"
+    supported_heads: ClassVar[tuple[str, ...]] = ("multitask",)
 
     def __init__(
         self,

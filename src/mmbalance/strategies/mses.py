@@ -25,7 +25,7 @@ class MSES(Strategy):
 
     MSES (Fujimori et al., "Modality-Specific Learning Rate Control for Multimodal Classification",
     ACPR 2019): a multimodal classifier and one classifier per modality are trained together (head
-    ``concat_aux``); the loss is ``CE(z_fused) + aux_weight·Σ_m CE(z_m)`` averaged over the training rows.
+    ``multitask``); the loss is ``CE(z_fused) + aux_weight·Σ_m CE(z_m)`` averaged over the training rows.
     After every epoch ``t`` (evaluated at the start of epoch ``t + 1``) each running modality's unimodal
     loss ``ℓ_m(t)`` is measured on the rows held out of the training split (a ``holdout`` fraction chosen
     by row id; per-sample mean, eval mode) and smoothed as ``L̃_m(t) = smoothing·ℓ_m(t−1) +
@@ -47,7 +47,7 @@ class MSES(Strategy):
 
     name = "mses"
     min_modalities = 2
-    supported_heads: ClassVar[tuple[str, ...]] = ("concat_aux", "sum")
+    supported_heads: ClassVar[tuple[str, ...]] = ("multitask", "sum")
 
     def __init__(
         self,
@@ -56,7 +56,7 @@ class MSES(Strategy):
         holdout: float = 0.1,
         aux_weight: float = 1.0,
         restore: str = "branch",
-        head: str = "concat_aux",
+        head: str = "multitask",
     ) -> None:
         self.patience = patience
         self.smoothing = smoothing

@@ -38,15 +38,7 @@ def test_shared_head_is_one_classifier() -> None:
         build_head("shared", {"a": 4, "b": 5}, 3)
 
 
-def test_concat_aux_head_has_its_own_unimodal_classifiers() -> None:
-    head = build_head("concat_aux", DIMS, 3)
-    f = features()
-    torch.testing.assert_close(head(f), head.fc(torch.cat([f["a"], f["b"]], dim=1)))
-    torch.testing.assert_close(head.unimodal("a", f["a"]), head.aux["a"](f["a"]))
-    assert [id(p) for p in head.modality_parameters("b")] == [id(p) for p in head.aux["b"].parameters()]
-
-
-@pytest.mark.parametrize("head", ["concat", "sum", "shared", "concat_aux"])
+@pytest.mark.parametrize("head", ["concat", "sum", "shared", "multitask", "boost"])
 def test_parameter_groups_partition_the_model(head: str) -> None:
     model = build_model({m: {"name": "mlp"} for m in DIMS}, {m: (7,) for m in DIMS}, 3, {"name": head}, 8)
     groups = [model.encoder_parameters(m) for m in DIMS] + [model.head_parameters()]
@@ -57,6 +49,33 @@ def test_parameter_groups_partition_the_model(head: str) -> None:
     assert shared | owned == {id(p) for p in model.head_parameters()} and not shared & owned
     out = model({m: torch.randn(2, 7) for m in DIMS})
     assert out.logits.shape == (2, 3) and set(out.unimodal_logits) == set(DIMS)
+
+
+def test_multitask_head_scores_fused_and_unimodal_with_separate_classifiers() -> None:
+    head = build_head("multitask", DIMS, 3, hidden=(6,))
+    f = features()
+    concat = torch.cat([f["a"], f["b"]], dim=1)
+    torch.testing.assert_close(head(f), head.fused(concat))
+    torch.testing.assert_close(head.unimodal("b", f["b"]), head.branches["b"](f["b"]))
+    fused = {id(p) for p in head.fused.parameters()}
+    owned = {id(p) for m in DIMS for p in head.modality_parameters(m)}
+    assert fused and owned and fused.isdisjoint(owned)
+    assert fused | owned == {id(p) for p in head.parameters()}
+    with torch.no_grad():
+        head.branches["a"].weight.add_(1.0)  # a unimodal classifier never changes the fused logits
+    torch.testing.assert_close(head(f), head.fused(concat))
+
+
+def test_boost_head_scales_the_sum_of_one_shared_classifier() -> None:
+    head = build_head("boost", DIMS, 3, hidden=(6,), boost_rate=0.5)
+    f = features()
+    expected = 0.5 * (head.classifier(f["a"]) + head.classifier(f["b"]))
+    torch.testing.assert_close(head(f), expected)
+    torch.testing.assert_close(head.unimodal("a", f["a"]), head.classifier(f["a"]))
+    assert head.boost_rate.ndim == 0 and head.boost_rate.requires_grad
+    assert not head.modality_parameters("a")
+    with pytest.raises(ConfigError, match="boost head needs equal feature dims"):
+        build_head("boost", {"a": 4, "b": 5}, 3)
 
 
 def test_cnn_rejects_flat_input_shape() -> None:
@@ -75,7 +94,7 @@ def test_cnn_memory_layout_does_not_change_the_function() -> None:
     torch.testing.assert_close(a(x), b(x), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("head", ["concat", "sum", "shared", "concat_aux"])
+@pytest.mark.parametrize("head", ["concat", "sum", "shared", "multitask", "boost"])
 def test_optimizer_groups_partition_the_parameters_by_modality(head: str) -> None:
     from mmbalance.experiment import parameter_groups
 

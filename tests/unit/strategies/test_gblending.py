@@ -128,7 +128,7 @@ def test_the_loss_is_the_weighted_sum_over_training_rows(device: str) -> None:
 def test_the_fused_loss_alone_is_joint_training(device: str) -> None:
     only_fused = {"mode": "fixed", "weights": {"a": 0.0, "b": 0.0, "fused": 1.0}}
     gb = tiny_problem(lambda: GradientBlending(**only_fused), device=device)
-    joint = tiny_problem(lambda: Joint(head="concat_aux"), device=device)
+    joint = tiny_problem(lambda: Joint(head="multitask"), device=device)
     run_steps(gb, 4)
     run_steps(joint, 4)
     assert same_tensors(params_of(gb.model), params_of(joint.model))

@@ -75,7 +75,7 @@ def test_a_stopped_branch_never_moves_again_momentum_and_weight_decay_included(
         p.strategy.optimizer = make(p.model.parameters())
         scripted(p, [(1.0, 1.0), (2.0, 0.5)])  # a stops after epoch 1; momentum has built up
         assert p.strategy.stopped_ == {"a": True, "b": False}
-        branch = [p.model.encoders["a"], p.model.head.aux["a"]]
+        branch = [p.model.encoders["a"], p.model.head.branches["a"]]
         frozen = [copy.deepcopy(m.state_dict()) for m in branch]  # parameters and BN statistics
         running = params_of(p.model.encoders["b"])
         logs = [p.strategy.training_step(batch, 2) for batch in p.batches]  # epoch 2, already started
@@ -90,7 +90,7 @@ def test_stopping_restores_the_branch_at_its_best_epoch_only() -> None:
     p = tiny_problem(lambda: MSES(patience=1))
     run_steps(p, 2)
     p.strategy.monitor(0, {"heldout": torch.tensor([1.0, 1.0, 0.0])})  # a's best: the state after epoch 0
-    best = copy.deepcopy(p.model.encoders["a"].state_dict()), params_of(p.model.head.aux["a"])
+    best = copy.deepcopy(p.model.encoders["a"].state_dict()), params_of(p.model.head.branches["a"])
     for t, row in enumerate([(2.0, 0.9), (2.0, 0.8)], start=1):
         p.model.train()
         for batch in p.batches:
@@ -99,7 +99,7 @@ def test_stopping_restores_the_branch_at_its_best_epoch_only() -> None:
         p.strategy.monitor(t, {"heldout": torch.tensor([*row, 0.0])})
     assert p.strategy.stopped_ == {"a": True, "b": False}
     assert all(torch.equal(v, best[0][k]) for k, v in p.model.encoders["a"].state_dict().items())
-    assert same_tensors(best[1], params_of(p.model.head.aux["a"]))
+    assert same_tensors(best[1], params_of(p.model.head.branches["a"]))
     assert same_tensors(b_before_stop, params_of(p.model.encoders["b"]))  # b is not rolled back
 
 

@@ -1,0 +1,36 @@
+"""Checks the baseline strategies share: the fusion head they support and how many modalities they take."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from mmbalance.errors import ConfigError, check_choice
+
+
+def check_head(strategy: Any) -> None:
+    """``strategy.head`` must be one of ``strategy.supported_heads`` (one-line ``ConfigError``)."""
+    check_choice("head", strategy.head, tuple(strategy.supported_heads))
+
+
+def check_modality_count(method: str, modalities: Sequence[str], low: int, high: int | None = None) -> None:
+    """Raise a one-line ``ConfigError`` unless ``low <= len(modalities) <= high``."""
+    n = len(modalities)
+    if n < low or (high is not None and n > high):
+        span = f"at least {low}" if high is None else f"{low} to {high}"
+        raise ConfigError(f"method {method!r} takes {span} modalities; got {n}: {list(modalities)}")
+
+
+def check_bool(name: str, value: object) -> None:
+    """Raise a one-line ``ConfigError`` unless ``value`` is ``True`` or ``False``."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name}={value!r} is invalid; expected true or false")
+
+
+def check_widths(name: str, value: object) -> None:
+    """Raise a one-line ``ConfigError`` unless ``value`` is a list of positive integer layer widths."""
+    ok = isinstance(value, (list, tuple)) and all(
+        isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in value
+    )
+    if not ok:
+        raise ConfigError(f"{name}={value!r} is invalid; expected a list of positive integers such as [64]")
