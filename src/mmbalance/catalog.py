@@ -22,8 +22,14 @@ def _entries(registry: Registry[Any]) -> dict[str, dict[str, Any]]:
             for k, v in registry.params(name).items()
             if k not in HIDDEN
         }
-        doc = inspect.getdoc(registry.get(name)) or ""
+        factory = registry.get(name)
+        doc = inspect.getdoc(factory) or ""
         out[name] = {"params": params, "summary": doc.split("\n\n")[0].replace("\n", " ")}
+        heads = getattr(factory, "supported_heads", None) or (
+            (getattr(factory, "head", None),) if registry is STRATEGIES else ()
+        )
+        if heads and heads[0] is not None:
+            out[name]["heads"] = list(heads)
     return out
 
 
@@ -53,6 +59,8 @@ def format_catalog(cat: dict[str, dict[str, dict[str, Any]]], width: int = 100) 
             lines.append(
                 textwrap.fill(params, width, initial_indent=f"  {name:<12} ", subsequent_indent=indent)
             )
+            if entry.get("heads"):
+                lines.append(f"{indent}heads: {', '.join(entry['heads'])}")
             if entry["summary"]:
                 summary = _first_sentence(entry["summary"])
                 lines.append(textwrap.fill(summary, width, initial_indent=indent, subsequent_indent=indent))

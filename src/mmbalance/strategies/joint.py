@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 from torch import Tensor
 
@@ -23,6 +24,7 @@ class Joint(Diagnosed, Strategy):
     """
 
     name = "joint"
+    supported_heads: ClassVar[tuple[str, ...]] = ("concat", "sum", "shared", "multitask")
 
     def __init__(self, head: str = "concat") -> None:
         self.head = head
