@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch
 
 from mmbalance.data import BatchLoader, MultimodalDataset
-from mmbalance.models import build_model
+from mmbalance.models import build_model, parameter_groups
 from mmbalance.strategies import Strategy, build_strategy, list_strategies
 
 # Variants measured beside each strategy's defaults (label -> (method, kwargs)).
@@ -61,7 +61,7 @@ def setups(device: torch.device, batch_size: int) -> dict[str, tuple[Strategy, B
             strategy.head_config(),
         ).to(device)
         make: Callable[[], torch.optim.Optimizer] = lambda model=model: torch.optim.Adam(  # noqa: E731
-            model.parameters(), lr=1e-3
+            parameter_groups(model), lr=1e-3  # named per-modality groups, as in a run
         )
         strategy.setup(model, make(), make)
         loader = BatchLoader(ds, torch.arange(len(ds), device=device), batch_size, shuffle=False)

@@ -40,7 +40,7 @@ def scale_group_lrs_(optimizer: Optimizer, scales: Mapping[str, float]) -> None:
     if missing:
         raise ConfigError(
             f"mslr needs one optimizer param group named per modality; groups {sorted(map(str, groups))} "
-            f"lack {missing} (build the optimizer over mmbalance.experiment.parameter_groups)"
+            f"lack {missing} (build the optimizer over mmbalance.models.parameter_groups)"
         )
     for m, scale in scales.items():
         group = groups[m]
