@@ -135,8 +135,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     # KEY=VALUE overrides may stand between options (`--method gaal strategy__ratio=0.3 --epochs 5`).
     stray = [e for e in extra if e.startswith("-") or "=" not in e]
-    if stray or (extra and not hasattr(args, "overrides")):
-        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra and not hasattr(args, "overrides"):
+        print(
+            f"mmbalance: error: {args.command} takes no KEY=VALUE overrides (got {' '.join(extra)}); "
+            f"see `mmbalance {args.command} --help`",
+            file=sys.stderr,
+        )
+        return 2
     if extra:
         args.overrides = [*args.overrides, *extra]
     try:

@@ -205,3 +205,10 @@ def test_train_help_shows_the_defaults(capsys: pytest.CaptureFixture[str]) -> No
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: 30)" in text and "(default: joint)" in text and "(default: auto)" in text
+
+
+def test_overrides_given_to_a_command_without_them_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["evaluate", str(tmp_path), "optim__lr=0.1"]) == 2
+    one_line_error(capsys, "evaluate takes no KEY=VALUE overrides (got optim__lr=0.1)")
