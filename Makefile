@@ -1,4 +1,4 @@
-# `make run`  : set everything up, then compare joint training with each single modality on mfeat.
+# `make run`  : set everything up, then compare single modalities, joint training, MLA, IGM and GAAL on mfeat.
 # `make test` : set everything up, then lint and run the test suite (what CI runs).
 VENV ?= .venv
 PYTHON ?= python3
@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 run: setup
-	$(BIN)/mmbalance compare --datasets mfeat --methods unimodal,joint --seeds 3 --epochs 30 --out reports/quickstart
+	$(BIN)/mmbalance compare --datasets mfeat --methods unimodal,joint,mla,igm,gaal --seeds 3 --epochs 30 --out reports/quickstart
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
@@ -30,7 +30,8 @@ lint: setup
 test: lint
 	$(BIN)/pytest
 
-# The benchmark of docs/RESULTS.md (about 15 min on 2 cores; finished runs in reports/benchmark are reused).
+# The benchmark table of docs/RESULTS.md (about 30 min on 2 cores; finished runs with the same config in
+# reports/benchmark are reused).
 results: setup
 	$(BIN)/mmbalance compare --datasets mfeat,avdigits,htad --methods unimodal,joint,mla,igm,gaal \
 		--seeds 5 --epochs 30 --out reports/benchmark --results-md docs/RESULTS.md
