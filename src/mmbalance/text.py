@@ -1,22 +1,30 @@
-"""Text to token-id tensors: a built-in word tokeniser.
+"""Text to token-id tensors: a built-in word tokeniser and the tokenizer of a local Hugging Face model.
 
-Its format, one tensor per batch: ids ``LongTensor[B, L]``, 0 = padding (at the end only), 1 = unknown
-word. This module imports nothing above the errors.
+The formats are what the text encoders read (:mod:`mmbalance.models.text`), one tensor per batch:
+
+- ``text``: ids ``LongTensor[B, L]``, 0 = padding (at the end only), 1 = unknown word;
+- ``hf_text``: ``LongTensor[B, 2, L]``, ``[:, 0]`` the tokenizer's input ids, ``[:, 1]`` its attention mask.
+
+This module imports nothing above the errors; ``transformers`` (the optional ``text`` extra) is imported
+only when a Hugging Face tokenizer or model is loaded.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
 
-from mmbalance.errors import ConfigError
+from mmbalance.errors import ConfigError, MMBalanceError
 
 PAD, UNK = 0, 1
+T = TypeVar("T")
 _WORD = re.compile(r"[^\W_]+")  # a run of unicode letters and digits
 
 
@@ -116,3 +124,47 @@ class WordTokenizer:
         if self.tokens_ is None:
             raise ConfigError("WordTokenizer is not fitted; call fit(texts) or WordTokenizer.from_state(...)")
         return self.tokens_
+
+
+def import_transformers(what: str) -> ModuleType:
+    """The ``transformers`` module, or a one-line error saying ``what`` needs it and how to install it."""
+    try:
+        import transformers
+    except ImportError as exc:
+        raise MMBalanceError(
+            f"{what} needs the transformers package ({exc}); pip install 'mmbalance[text]'"
+        ) from exc
+    return transformers
+
+
+def from_local_dir(load: Callable[..., T], path: object, what: str, kind: str) -> T:
+    """``load(path, local_files_only=True)``: a Hugging Face ``from_pretrained`` that never downloads. A
+    ``path`` that is no directory, or holds no ``kind`` that ``load`` can read, is a one-line error."""
+    if not isinstance(path, (str, Path)) or not Path(path).is_dir():
+        raise ConfigError(
+            f"{what} path={path!r} is not a directory; expected a local folder saved by a Hugging Face "
+            "save_pretrained (nothing is downloaded)"
+        )
+    try:
+        return load(str(path), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"{what} path={str(path)!r} holds no {kind}: {first}") from exc
+
+
+def hf_encode(texts: Iterable[str], path: str | Path, max_length: int) -> Tensor:
+    """Texts tokenised by the tokenizer saved in the local directory ``path``, in the ``hf_text`` format:
+    ``LongTensor[B, 2, max_length]`` with input ids at ``[:, 0]`` and the attention mask at ``[:, 1]``
+    (truncated, then padded at the end to ``max_length``, whatever side the tokenizer pads by default)."""
+    _check_int("max_length", max_length, 1)
+    transformers = import_transformers("hf_encode")
+    tokenizer = from_local_dir(transformers.AutoTokenizer.from_pretrained, path, "hf_encode", "tokenizer")
+    tokenizer.padding_side = "right"  # position 0 is the first token, which cls pooling reads
+    enc = tokenizer(
+        _texts(texts, "hf_encode"),
+        padding="max_length",
+        truncation=True,
+        max_length=max_length,
+        return_tensors="pt",
+    )
+    return torch.stack([enc["input_ids"], enc["attention_mask"]], dim=1).long()

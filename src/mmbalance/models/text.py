@@ -1,7 +1,8 @@
-"""Text encoders: a bag of word embeddings (``text``).
+"""Text encoders: a bag of word embeddings (``text``) and a local Hugging Face model (``hf_text``).
 
-Its input format is that of :mod:`mmbalance.text`: ids ``[B, L]`` (0 = padding). ``pretrained`` says
-whether an encoder starts from weights trained elsewhere.
+Their input formats are those of :mod:`mmbalance.text`: ``text`` reads ids ``[B, L]`` (0 = padding),
+``hf_text`` reads ``[B, 2, L]`` (input ids, attention mask). ``pretrained`` says whether an encoder
+starts from weights trained elsewhere.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from mmbalance.errors import ConfigError
+from mmbalance.errors import ConfigError, check_choice
 from mmbalance.models.registry import ENCODERS
-from mmbalance.text import PAD
+from mmbalance.text import PAD, from_local_dir, import_transformers
 
 
 def _masked_mean(h: Tensor, mask: Tensor) -> Tensor:
@@ -59,3 +60,54 @@ class TextEncoder(nn.Module):
 
     def forward(self, ids: Tensor) -> Tensor:
         return self.proj(_masked_mean(self.embed(ids), ids != PAD))
+
+
+@ENCODERS.register("hf_text")
+class HFTextEncoder(nn.Module):
+    """A Hugging Face transformer encoder loaded from the local directory ``path`` (never downloaded),
+    pooled, then ``Linear(out_dim) -> ReLU``.
+
+    Input ``LongTensor[B, 2, L]``: ``[:, 0]`` input ids, ``[:, 1]`` attention mask (1 = real token), as
+    :func:`mmbalance.text.hf_encode` gives them with the directory's own tokenizer (padding at the end).
+    ``pooling="cls"`` takes the hidden state of position 0 (the first token), ``"mean"`` the mean over
+    the positions the mask keeps (so appending padding changes nothing). ``freeze=True`` sets the
+    transformer's parameters to ``requires_grad=False`` and keeps it in eval mode (no dropout) whatever
+    ``train()`` says, so its weights stay those of the directory and only the projection learns. Needs
+    the optional ``transformers`` package (``pip install 'mmbalance[text]'``).
+    """
+
+    pretrained = True
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        out_dim: int = 128,
+        path: str | None = None,
+        pooling: str = "cls",
+        freeze: bool = False,
+    ) -> None:
+        super().__init__()
+        if len(input_shape) != 2 or int(input_shape[0]) != 2:
+            raise ConfigError(
+                f"hf_text input_shape={tuple(input_shape)}; expected (2, max_length): ids and attention mask"
+            )
+        check_choice("hf_text pooling", pooling, ("cls", "mean"))
+        load = import_transformers("encoder 'hf_text'").AutoModel.from_pretrained
+        self.model = from_local_dir(load, path, "hf_text", "Hugging Face model")
+        self.out_dim, self.pooling, self.freeze = out_dim, pooling, bool(freeze)
+        if self.freeze:
+            self.model.requires_grad_(False)
+        self.proj = nn.Sequential(nn.Linear(self.model.config.hidden_size, out_dim), nn.ReLU())
+        self.train()
+
+    def train(self, mode: bool = True) -> HFTextEncoder:
+        super().train(mode)
+        if self.freeze:
+            self.model.eval()
+        return self
+
+    def forward(self, x: Tensor) -> Tensor:
+        ids, mask = x[:, 0], x[:, 1]
+        hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state  # [B, L, H]
+        pooled = hidden[:, 0] if self.pooling == "cls" else _masked_mean(hidden, mask)
+        return self.proj(pooled)
