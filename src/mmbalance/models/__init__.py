@@ -11,6 +11,7 @@ from mmbalance.models import encoders as _encoders  # noqa: F401  (registers)
 from mmbalance.models import heads as _heads  # noqa: F401  (registers)
 from mmbalance.models import resnet as _resnet  # noqa: F401  (registers)
 from mmbalance.models import sequence as _sequence  # noqa: F401  (registers)
+from mmbalance.models import text as _text  # noqa: F401  (registers)
 from mmbalance.models.heads import Head
 from mmbalance.models.multimodal import MultimodalModel, parameter_groups
 from mmbalance.models.registry import ENCODERS, HEADS

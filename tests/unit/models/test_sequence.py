@@ -2,12 +2,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from mmbalance.errors import ConfigError
 from mmbalance.models.masked_norm import MaskedBatchNorm1d
@@ -123,36 +121,10 @@ def test_matches_the_boolean_index_forward(device: str) -> None:
     torch.testing.assert_close(enc(x), boolean_index_forward(ref, x), atol=1e-5, rtol=1e-5)
 
 
-SYNCING_OPS = {"nonzero", "masked_select", "_local_scalar_dense", "item", "nonzero_static"}
-INDEXING_OPS = {"index", "index_put", "index_put_", "_index_put_impl_"}
-
-
-class SyncRecorder(TorchDispatchMode):
-    """Records the aten ops whose result waits for the device: ``.item()``-like reads, nonzero,
-    masked_select, and indexing with a boolean index (its result's size depends on the data)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.found: list[str] = []
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        name = func.overloadpacket.__name__
-        bool_index = name in INDEXING_OPS and any(
-            isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in args[1] if i is not None
-        )
-        if name in SYNCING_OPS or bool_index:
-            self.found.append(str(func))
-        return func(*args, **(kwargs or {}))
-
-
-def syncing_ops(run: Callable[[], None]) -> list[str]:
-    with SyncRecorder() as recorder:
-        run()
-    return recorder.found
-
-
 @pytest.mark.parametrize("train", [True, False])
-def test_forward_and_backward_never_wait_for_the_device(train: bool, device: str) -> None:
+def test_forward_and_backward_never_wait_for_the_device(
+    train: bool, device: str, syncing_ops: Callable[[Callable[[], None]], list[str]]
+) -> None:
     enc = SequenceEncoder(input_shape=(12, 14), out_dim=8, channels=(8, 8)).to(device).train(train)
     x = _batch([3, 12, 6, 0], t=12).to(device).requires_grad_(True)
 
