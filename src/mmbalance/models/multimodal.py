@@ -39,7 +39,9 @@ class MultimodalModel(nn.Module):
         return self.outputs(self.encode(inputs))
 
     def encoder_parameters(self, modality: str) -> list[nn.Parameter]:
-        return list(self.encoders[modality].parameters())
+        """The trainable parameters of ``modality``'s encoder: a frozen backbone (``freeze=true``) is in no
+        group, so no strategy differentiates it and no optimizer decays it."""
+        return [p for p in self.encoders[modality].parameters() if p.requires_grad]
 
     def modality_parameters(self, modality: str) -> list[nn.Parameter]:
         return self.encoder_parameters(modality) + self.head.modality_parameters(modality)
