@@ -61,7 +61,8 @@ def setups(device: torch.device, batch_size: int) -> dict[str, tuple[Strategy, B
             strategy.head_config(),
         ).to(device)
         make: Callable[[], torch.optim.Optimizer] = lambda model=model: torch.optim.Adam(  # noqa: E731
-            parameter_groups(model), lr=1e-3  # named per-modality groups, as in a run
+            parameter_groups(model),
+            lr=1e-3,  # named per-modality groups, as in a run
         )
         strategy.setup(model, make(), make)
         loader = BatchLoader(ds, torch.arange(len(ds), device=device), batch_size, shuffle=False)
