@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 run: setup
-	$(BIN)/mmbalance compare --datasets mfeat --methods unimodal,joint,mla,igm,gaal --seeds 3 --epochs 30 --out reports/quickstart
+	OMP_NUM_THREADS=1 $(BIN)/mmbalance compare --datasets mfeat --methods unimodal,joint,mla,igm,gaal --seeds 3 --epochs 30 --out reports/quickstart
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
@@ -30,10 +30,10 @@ lint: setup
 test: lint
 	$(BIN)/pytest
 
-# The benchmark table of docs/RESULTS.md (about 30 min on 2 cores; finished runs with the same config in
-# reports/benchmark are reused).
+# The benchmark table of docs/RESULTS.md (about 25 min on 2 cores; finished runs with the same config in
+# reports/benchmark are reused). One thread per run: the documented numbers depend on the thread count.
 results: setup
-	$(BIN)/mmbalance compare --datasets mfeat,avdigits,htad --methods unimodal,joint,mla,igm,gaal \
+	OMP_NUM_THREADS=1 $(BIN)/mmbalance compare --datasets mfeat,avdigits,htad --methods unimodal,joint,mla,igm,gaal \
 		--seeds 5 --epochs 30 --out reports/benchmark --results-md docs/RESULTS.md
 
 bench: setup
