@@ -181,7 +181,7 @@ def test_a_run_configured_for_another_device_evaluates_on_the_cpu(
 
 # -- determinism -----------------------------------------------------------------------------------------
 def test_compare_turns_deterministic_kernels_on_and_train_leaves_them_off(tmp_path: Path) -> None:
-    assert compare(tmp_path / "cmp", 1) == 0
+    assert compare(tmp_path / "cmp", 1, "--device", "cpu") == 0
     saved = yaml.safe_load((tmp_path / "cmp/runs/synthetic/joint/seed0/config.yaml").read_text())
     assert saved["train"]["deterministic"] is True
     assert torch.are_deterministic_algorithms_enabled()
