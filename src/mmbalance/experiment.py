@@ -97,10 +97,9 @@ def full_config(cfg: Mapping[str, Any], strategy: Strategy, encoders: Mapping[st
 
 def config_hash(cfg: Mapping[str, Any]) -> str:
     """12 hex digits that identify a config up to its seed and device (runs of one setting share it)."""
-    same = copy.deepcopy(dict(cfg))
-    same.pop(config_mod.DERIVED, None)
-    same["train"] = {k: v for k, v in same["train"].items() if k not in ("seed", "device")}
-    return hashlib.sha256(json.dumps(config_mod.plain(same), sort_keys=True).encode()).hexdigest()[:12]
+    same = _comparable(cfg)
+    same["train"].pop("seed")
+    return hashlib.sha256(json.dumps(same, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def build(cfg: Mapping[str, Any], split: Mapping[str, list[int]] | None = None) -> Setup:
