@@ -2,7 +2,8 @@
 
 Sections: ``dataset`` and ``strategy`` (``name`` plus the builder's keyword arguments), ``model``
 (``feature_dim``, per-modality ``encoders`` overriding the dataset's defaults), ``optim``, ``scheduler``,
-``data`` (batch size, split ratios) and ``train`` (epochs, seed, device, selection metric, determinism).
+``data`` (batch size, split ratios, loader workers) and ``train`` (epochs, seed, device, selection metric,
+determinism).
 
 A run directory's ``config.yaml`` holds every value the run used (:func:`mmbalance.experiment.full_config`)
 plus a ``resolved`` section of derived facts (the fusion head, the device actually used, versions); that
@@ -30,7 +31,13 @@ DEFAULTS: dict[str, Any] = {
     "model": {"feature_dim": 128, "encoders": {}},
     "optim": {"name": "adam", "lr": 1e-3, "weight_decay": 1e-4, "momentum": 0.9},
     "scheduler": {"name": "none", "step_size": 10, "gamma": 0.1},
-    "data": {"batch_size": 64, "split": [0.6, 0.2, 0.2], "eval_batch_size": 512},
+    "data": {
+        "batch_size": 64,
+        "split": [0.6, 0.2, 0.2],
+        "eval_batch_size": 512,
+        "num_workers": 0,
+        "pin_memory": False,
+    },
     "train": {
         "epochs": 30,
         "seed": 0,
@@ -161,6 +168,13 @@ def _check_positive(cfg: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"train.deterministic={cfg['train']['deterministic']!r} is invalid; expected true or false"
         )
+    workers = cfg["data"]["num_workers"]
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+        raise ConfigError(
+            f"data.num_workers={workers!r} is invalid; expected an integer >= 0 (0: read in the main process)"
+        )
+    if not isinstance(cfg["data"]["pin_memory"], bool):
+        raise ConfigError(f"data.pin_memory={cfg['data']['pin_memory']!r} is invalid; expected true or false")
     patience = cfg["train"]["patience"]
     if not isinstance(patience, int) or isinstance(patience, bool) or patience < 0:
         raise ConfigError(

@@ -38,6 +38,10 @@ class TrainingDiverged(MMBalanceError, ArithmeticError):
     """
 
 
+class DataError(ConfigError):
+    """Something in a user's data is wrong; the message names the file, the row and the column."""
+
+
 class MissingDataError(MMBalanceError, FileNotFoundError):
     """A dataset's files are not installed; the message says the command that installs them."""
 

@@ -26,11 +26,15 @@ import torch
 
 from mmbalance import config as config_mod
 from mmbalance.data import DATASETS, BatchLoader, MultimodalDataset, build_dataset, stratified_split
+from mmbalance.data.missing import check_missing
 from mmbalance.errors import ConfigError
 from mmbalance.models import ENCODERS, MultimodalModel, build_model, parameter_groups
 from mmbalance.probe import linear_probe
 from mmbalance.strategies import Strategy, build_strategy
 from mmbalance.trainer import Trainer, TrainState, evaluate, seed_everything, set_deterministic
+
+PREPROCESSING = "preprocessing.json"  # the dataset's fit on the train split, replayed by evaluate and predict
+LOADING_ONLY = ("num_workers", "pin_memory")  # how batches are read, not which: results do not depend on them
 
 
 @dataclass
@@ -102,8 +106,13 @@ def config_hash(cfg: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(same, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def build(cfg: Mapping[str, Any], split: Mapping[str, list[int]] | None = None) -> Setup:
-    """Build dataset, split, strategy and model from a resolved config (``split`` reuses a saved one).
+def build(
+    cfg: Mapping[str, Any],
+    split: Mapping[str, list[int]] | None = None,
+    preprocessing: Mapping[str, Any] | None = None,
+) -> Setup:
+    """Build dataset, split, strategy and model from a resolved config (``split`` reuses a saved split,
+    ``preprocessing`` a saved fit of the dataset's preprocessing instead of fitting it on the train rows).
 
     ``Setup.config`` is the :func:`full_config`. Raises :class:`ConfigError` before anything is trained or
     written when a value is invalid.
@@ -116,11 +125,16 @@ def build(cfg: Mapping[str, Any], split: Mapping[str, list[int]] | None = None) 
     modalities = strategy.modalities(dataset.modalities)
     strategy.validate(modalities)
     device = resolve_device(str(cfg["train"]["device"]))
-    if split is None:
-        parts = stratified_split(dataset.labels, cfg["data"]["split"], cfg["train"]["seed"])
-    else:
+    if split is not None:
         parts = {k: torch.tensor(v, dtype=torch.long) for k, v in split.items()}
-    dataset.standardize_(parts["train"])
+    else:
+        parts = dataset.split() or stratified_split(
+            dataset.labels, cfg["data"]["split"], cfg["train"]["seed"]
+        )
+    if preprocessing is None:
+        dataset.fit(parts["train"], {k: parts[k] for k in ("val", "test")})
+    else:
+        dataset.load_preprocessing(dict(preprocessing))
     feature_dim = cfg["model"]["feature_dim"]
     encoders = encoder_configs(cfg["model"]["encoders"], dataset, modalities, feature_dim)
     model = build_model(
@@ -172,20 +186,25 @@ def make_optimizer_factory(
     return make
 
 
-def loaders(s: Setup) -> dict[str, BatchLoader]:
+def loaders(s: Setup, dataset: Any = None) -> dict[str, BatchLoader]:
+    """Train (shuffled by seed and epoch, augmented), val and test loaders; ``dataset`` replaces the
+    setup's for val and test (a copy with missing modalities)."""
     d, seed = s.config["data"], s.config["train"]["seed"]
     n_train = len(s.split["train"])
+    evaluated = s.dataset if dataset is None else dataset
+    io = {"num_workers": d["num_workers"], "pin_memory": d["pin_memory"]}
     return {
         "train": BatchLoader(
-            s.dataset,
+            s.dataset.train_view(seed),
             s.split["train"],
             d["batch_size"],
             shuffle=True,
             seed=seed,
             drop_last=n_train > d["batch_size"],
+            **io,
         ),
-        "val": BatchLoader(s.dataset, s.split["val"], d["eval_batch_size"]),
-        "test": BatchLoader(s.dataset, s.split["test"], d["eval_batch_size"]),
+        "val": BatchLoader(evaluated, s.split["val"], d["eval_batch_size"], **io),
+        "test": BatchLoader(evaluated, s.split["test"], d["eval_batch_size"], **io),
     }
 
 
@@ -236,6 +255,7 @@ def train_run(
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(config_mod.dump({**s.config, config_mod.DERIVED: resolved_facts(s)}))
     (out / "split.json").write_text(json.dumps({k: v.tolist() for k, v in s.split.items()}))
+    (out / PREPROCESSING).write_text(json.dumps(s.dataset.preprocessing()))
     ld = loaders(s)
     if (out / "last.pt").exists():
         trainer.restore(load_checkpoint(out / "last.pt"))
@@ -262,6 +282,7 @@ def _comparable(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """A config as compared for resume and reuse: derived facts and the device do not count."""
     same = {k: v for k, v in cfg.items() if k != config_mod.DERIVED}
     same["train"] = {k: v for k, v in same["train"].items() if k != "device"}
+    same["data"] = {k: v for k, v in same["data"].items() if k not in LOADING_ONLY}
     return config_mod.plain(same)  # type: ignore[no-any-return]
 
 
@@ -312,7 +333,6 @@ def _finish(out: Path, s: Setup, state: TrainState, ld: Mapping[str, BatchLoader
         "config": s.config,
         "model": state.best_model,
         "strategy": state.best_strategy,
-        "standardization": s.dataset.stats_,  # train-split mean and std: enough to predict on new data
         "class_names": s.dataset.class_names,
     }
     torch.save(best, out / "best.pt")
@@ -339,9 +359,9 @@ def _probe(s: Setup, ld: Mapping[str, BatchLoader]) -> dict[str, Any]:
     return linear_probe(s.model, train, {"val": ld["val"], "test": ld["test"]}, s.device)
 
 
-def evaluate_run(run_dir: str | Path, device: str | None = None) -> dict[str, Any]:
-    """Re-evaluate a finished run from ``best.pt`` and its saved split (val and test), on ``device`` (the
-    run's configured device when ``None``)."""
+def load_run(run_dir: str | Path, device: str | None = None) -> Setup:
+    """A finished run rebuilt from its directory: config, split and preprocessing as saved, the best model
+    and strategy state loaded, on ``device`` (the run's configured device when ``None``)."""
     run_dir = Path(run_dir)
     if not (run_dir / "best.pt").exists():
         raise ConfigError(f"{run_dir} has no best.pt; expected the directory of a finished `mmbalance train`")
@@ -349,9 +369,24 @@ def evaluate_run(run_dir: str | Path, device: str | None = None) -> dict[str, An
     cfg = copy.deepcopy(ckpt["config"])
     if device is not None:
         cfg["train"]["device"] = device
-    s = build(config_mod.resolve(cfg), json.loads((run_dir / "split.json").read_text()))
+    saved = run_dir / PREPROCESSING
+    prep = json.loads(saved.read_text()) if saved.exists() else None  # older runs: refit on the same split
+    s = build(config_mod.resolve(cfg), json.loads((run_dir / "split.json").read_text()), prep)
     make_trainer(s)  # moves the model to the device and sets the strategy up, as in training
     s.model.load_state_dict(ckpt["model"])
     s.strategy.load_state_dict(ckpt["strategy"])
-    ld = loaders(s)
+    return s
+
+
+def evaluate_run(
+    run_dir: str | Path, device: str | None = None, missing: Mapping[str, float] | None = None
+) -> dict[str, Any]:
+    """Re-evaluate a finished run from ``best.pt`` and its saved split and preprocessing (val and test), on
+    ``device``; ``missing`` (``{modality: fraction}``, see :mod:`mmbalance.data.missing`) evaluates with
+    modalities absent or partly missing at test time."""
+    s = load_run(run_dir, device)
+    spec = dict(missing or {})
+    check_missing(spec, s.model.modalities)
+    dataset = s.dataset.with_missing(spec, s.config["train"]["seed"]) if spec else None
+    ld = loaders(s, dataset)
     return {k: evaluate(s.model, s.strategy, ld[k], s.device) for k in ("val", "test")}

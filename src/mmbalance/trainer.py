@@ -64,17 +64,20 @@ def evaluate(
     finite = torch.ones((), dtype=torch.bool, device=device)  # stays on the device: no per-batch sync
     for batch in loader:
         batch = batch.to(device)
-        out = model(batch.inputs)
+        out = model(batch.inputs) if batch.present is None else model(batch.inputs, batch.present)
         scores = strategy.predict(out).float()  # logits: softmax is applied once
         fused.update(scores, batch.label)
         finite &= scores.isfinite().all()
         for m, logits in out.unimodal_logits.items():
-            per_mod[m].update(logits.float(), batch.label)
+            rows = batch.has(m)  # a modality is scored on the rows that have it
+            logits, label = (logits, batch.label) if rows is None else (logits[rows], batch.label[rows])
+            if len(label):
+                per_mod[m].update(logits.float(), label)
             finite &= logits.isfinite().all()
     if not bool(finite):
         raise TrainingDiverged("the model's outputs are NaN or infinite")
     result: dict[str, Any] = fused.compute()
-    result["modalities"] = {m: acc.compute() for m, acc in per_mod.items()}
+    result["modalities"] = {m: acc.compute() for m, acc in per_mod.items() if acc.scores}
     return result
 
 

@@ -100,7 +100,11 @@ def test_best_checkpoint_holds_the_strategy_state_of_the_best_epoch(tmp_path: Pa
     assert (
         best["strategy"]["batch_"] == steps_per_epoch and best["strategy"]["updates_"] == 2 * steps_per_epoch
     )
-    assert set(best["standardization"]) == {"a", "b"} and "class_names" in best
+    assert "class_names" in best
+    prep = json.loads(
+        (tmp_path / "r" / "preprocessing.json").read_text()
+    )  # the train-split fit, as plain data
+    assert set(prep["standardize"]) == {"a", "b"} and len(prep["standardize"]["a"]["mean"]) > 0
 
 
 def test_a_finished_run_directory_is_reused_or_protected(tmp_path: Path) -> None:

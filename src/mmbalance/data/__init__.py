@@ -2,9 +2,11 @@
 
 from mmbalance.data import avdigits as _avdigits  # noqa: F401  (registers)
 from mmbalance.data import htad as _htad  # noqa: F401  (registers)
+from mmbalance.data import manifest as _manifest  # noqa: F401  (registers)
 from mmbalance.data import mfeat as _mfeat  # noqa: F401  (registers)
 from mmbalance.data import synthetic as _synthetic  # noqa: F401  (registers)
-from mmbalance.data.base import BatchLoader, MultimodalDataset, stratified_split
+from mmbalance.data.base import MultimodalDataset, stratified_split
+from mmbalance.data.loader import BatchLoader, SeededBatchSampler, collate
 from mmbalance.data.registry import DATASETS
 
 
@@ -20,7 +22,9 @@ __all__ = [
     "DATASETS",
     "BatchLoader",
     "MultimodalDataset",
+    "SeededBatchSampler",
     "build_dataset",
+    "collate",
     "list_datasets",
     "stratified_split",
 ]

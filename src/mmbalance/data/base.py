@@ -1,9 +1,16 @@
-"""The dataset interface, stratified splits and a batch loader that yields :class:`Batch` objects."""
+"""The in-memory dataset and stratified splits.
+
+Every dataset of this library answers the same protocol (see docs/data.md): ``len``, ``dataset[i]`` (a
+:class:`~mmbalance.types.Sample`), ``labels`` (every row's class index, for splits), ``modalities``,
+``input_shape(m)``, ``default_encoders``, ``num_classes``/``class_names``, ``fit(train_rows)`` (fit the
+preprocessing on the training rows only), ``preprocessing()``/``load_preprocessing(state)`` (that fitted
+state as plain data, saved in the run directory) and ``with_missing(spec, seed)``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -11,7 +18,7 @@ import torch
 from torch import Tensor
 
 from mmbalance.errors import ConfigError, check_range
-from mmbalance.types import Batch
+from mmbalance.types import Batch, Sample
 
 
 @dataclass
@@ -33,6 +40,9 @@ class MultimodalDataset:
     class_names: list[str] | None = None
     info: str = ""
     stats_: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict)
+    means_: dict[str, Tensor] = field(default_factory=dict)
+    present: dict[str, Tensor] = field(default_factory=dict)
+    """Per modality, which rows have it (bool ``[N]``); a modality not listed is present in every row."""
 
     def __post_init__(self) -> None:
         n = int(self.labels.shape[0])
@@ -57,14 +67,85 @@ class MultimodalDataset:
         """The rows ``index`` of every modality (a batch, not a single sample)."""
         return {m: x[index] for m, x in self.inputs.items()}
 
-    def standardize_(self, train_index: Tensor) -> None:
-        """Standardise the listed modalities in place with the mean and std of the training rows."""
+    def __getitem__(self, i: int) -> Sample:
+        present = {m: bool(p[i]) for m, p in self.present.items()}
+        return Sample({m: x[i] for m, x in self.inputs.items()}, int(self.labels[i]), int(i), present)
+
+    def __getitems__(self, rows: Sequence[int]) -> Batch:
+        """Rows ``rows`` as one batch, in one indexing operation per modality (the DataLoader's fast path)."""
+        index = torch.as_tensor(rows, dtype=torch.long, device=self.labels.device)
+        present = {m: p[index] for m, p in self.present.items()}
+        partial = {m: p for m, p in present.items() if not bool(p.all())}
+        return Batch(self.get(index), self.labels[index], index, partial or None)
+
+    needs_epoch = False
+
+    def split(self) -> dict[str, Tensor] | None:
+        """A split the data defines itself (``None``: the run draws a stratified one from its seed)."""
+        return None
+
+    def train_view(self, seed: int) -> MultimodalDataset:
+        """The dataset the training split is read from (in memory: the same, no augmentation)."""
+        return self
+
+    def fit(self, train_index: Tensor, others: dict[str, Tensor] | None = None) -> None:
+        """Standardise the listed modalities in place with the mean and std of the training rows; keep the
+        training mean of every other feature-vector modality (the value a missing feature is imputed with)."""
+        for m, x in self.inputs.items():
+            if m not in self.standardize and x.dim() == 2:
+                self.means_[m] = x[train_index].mean(0)
         for m in self.standardize:
             x = self.inputs[m]
-            mean = x[train_index].mean(0, keepdim=True)
-            std = x[train_index].std(0, keepdim=True).clamp_min(1e-6)
-            self.inputs[m] = (x - mean) / std
-            self.stats_[m] = (mean.squeeze(0), std.squeeze(0))
+            mean = x[train_index].mean(0)
+            std = x[train_index].std(0).clamp_min(1e-6)
+            self._apply(m, mean, std)
+
+    def standardize_(self, train_index: Tensor) -> None:
+        self.fit(train_index)
+
+    def _apply(self, m: str, mean: Tensor, std: Tensor) -> None:
+        x = self.inputs[m]
+        self.inputs[m] = (x - mean.to(x)) / std.to(x)
+        self.stats_[m] = (mean, std)
+
+    def preprocessing(self) -> dict[str, Any]:
+        """The fitted standardisation as plain data (lists), for the run directory."""
+        return {
+            "standardize": {m: {"mean": a.tolist(), "std": b.tolist()} for m, (a, b) in self.stats_.items()},
+            "means": {m: v.tolist() for m, v in self.means_.items()},
+        }
+
+    def load_preprocessing(self, state: dict[str, Any]) -> None:
+        """Apply a saved :meth:`preprocessing` instead of fitting (evaluation and prediction)."""
+        for m, st in state.get("standardize", {}).items():
+            self._apply(m, torch.tensor(st["mean"]), torch.tensor(st["std"]))
+        self.means_ = {m: torch.tensor(v) for m, v in state.get("means", {}).items()}
+
+    def with_missing(self, spec: dict[str, float], seed: int) -> MultimodalDataset:
+        """A copy in which modality ``m`` is absent in every row (``spec[m] == 1``) or, for a feature vector,
+        has a fraction ``spec[m]`` of its features missing at random in each row, imputed with the training
+        mean (0 once standardised; the raw training mean is used for a modality that is not standardised).
+        The random choice is a pure function of ``seed``."""
+        from mmbalance.data.missing import drop_features
+
+        inputs, present = dict(self.inputs), dict(self.present)
+        for m, frac in spec.items():
+            x = inputs[m]
+            if frac >= 1.0:
+                inputs[m] = torch.zeros_like(x)
+                present[m] = torch.zeros(len(self), dtype=torch.bool, device=x.device)
+                continue
+            if x.dim() != 2:
+                raise ConfigError(
+                    f"missing {m}={frac:g}: a fraction of features can go missing only from a feature "
+                    "vector; "
+                    f"{m!r} has shape {tuple(x.shape[1:])} (use {m}=1.0 to drop the whole modality)"
+                )
+            fill = self.means_[m].to(x) if m in self.means_ else torch.zeros_like(x[0])
+            inputs[m] = drop_features(x, frac, fill, seed)
+        return replace(
+            self, inputs=inputs, present=present, stats_=dict(self.stats_), means_=dict(self.means_)
+        )
 
 
 def stratified_split(
@@ -93,54 +174,3 @@ def stratified_split(
         parts["val"].append(rows[n_train : n_train + n_val])
         parts["test"].append(rows[n_train + n_val :])
     return {k: torch.from_numpy(np.sort(np.concatenate(v))).long() for k, v in parts.items()}
-
-
-class BatchLoader:
-    """Yields :class:`Batch` objects over ``index`` rows of a dataset.
-
-    Shuffling is a pure function of ``(seed, epoch)`` (call :meth:`set_epoch`), so a resumed run sees the
-    same batches. ``rank``/``world_size`` shard each epoch's permutation for multi-process training.
-    """
-
-    def __init__(
-        self,
-        dataset: MultimodalDataset,
-        index: Tensor,
-        batch_size: int,
-        shuffle: bool = False,
-        seed: int = 0,
-        drop_last: bool = False,
-        rank: int = 0,
-        world_size: int = 1,
-    ) -> None:
-        if batch_size < 1:
-            raise ConfigError(f"batch_size={batch_size} must be a positive integer")
-        self.dataset, self.index, self.batch_size = dataset, index, batch_size
-        self.shuffle, self.seed, self.drop_last = shuffle, seed, drop_last
-        self.rank, self.world_size = rank, world_size
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def _rows(self) -> Tensor:
-        rows = self.index
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            rows = rows[torch.randperm(len(rows), generator=g)]
-        if self.world_size > 1 and len(rows) % self.world_size:  # equal shards: every rank steps alike
-            pad = self.world_size - len(rows) % self.world_size
-            rows = torch.cat([rows, rows[:pad]])
-        return rows[self.rank :: self.world_size]
-
-    def __len__(self) -> int:
-        n = len(self._rows())
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-
-    def __iter__(self) -> Iterator[Batch]:
-        rows = self._rows()
-        for start in range(0, len(rows), self.batch_size):
-            idx = rows[start : start + self.batch_size]
-            if self.drop_last and len(idx) < self.batch_size:
-                break
-            yield Batch(self.dataset.get(idx), self.dataset.labels[idx], idx)

@@ -12,7 +12,7 @@ from mmbalance.models import heads as _heads  # noqa: F401  (registers)
 from mmbalance.models import resnet as _resnet  # noqa: F401  (registers)
 from mmbalance.models import sequence as _sequence  # noqa: F401  (registers)
 from mmbalance.models import text as _text  # noqa: F401  (registers)
-from mmbalance.models.heads import Head
+from mmbalance.models.heads import Head, presence_weights
 from mmbalance.models.multimodal import MultimodalModel, parameter_groups
 from mmbalance.models.registry import ENCODERS, HEADS
 
@@ -65,4 +65,5 @@ __all__ = [
     "list_encoders",
     "list_heads",
     "parameter_groups",
+    "presence_weights",
 ]

@@ -2,6 +2,11 @@
 
 A head is built as ``build(feature_dims={modality: dim}, num_classes=C)``. ``modality_parameters(m)``
 lists the head parameters that belong to modality ``m`` alone (empty when every parameter is shared).
+
+``forward(features, present=None)``: with presence masks (``{m: bool[B]}``, evaluation with missing
+modalities) a head that fuses per-modality logits (``sum``, ``shared``, ``boost``) leaves a row's absent
+modalities out; a head on concatenated features (``concat``, ``multitask``) sees the absent modality's
+features of its imputed input (the source's fill value: the training mean for standardised features).
 """
 
 from __future__ import annotations
@@ -13,6 +18,22 @@ from torch import Tensor, nn
 
 from mmbalance.errors import ConfigError
 from mmbalance.models.registry import HEADS
+
+
+def presence_weights(
+    present: Mapping[str, Tensor] | None, modalities: Sequence[str], like: Tensor
+) -> Tensor | None:
+    """``[M, B]`` float weights, 1 where modality ``m`` is present in row ``b`` and 0 where it is absent,
+    on ``like``'s device and dtype; ``None`` when ``present`` is ``None`` (every row has every modality).
+
+    >>> presence_weights({"b": torch.tensor([True, False])}, ["a", "b"], torch.zeros(2, 3)).tolist()
+    [[1.0, 1.0], [1.0, 0.0]]
+    """
+    if not present:
+        return None
+    rows = like.shape[0]
+    ones = torch.ones(rows, dtype=like.dtype, device=like.device)
+    return torch.stack([present[m].to(like) if m in present else ones for m in modalities])
 
 
 class Head(nn.Module):
@@ -43,7 +64,7 @@ class ConcatHead(Head):
             start += d
         self.slices = offsets
 
-    def forward(self, features: Mapping[str, Tensor]) -> Tensor:
+    def forward(self, features: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None) -> Tensor:
         return self.fc(torch.cat([features[m] for m in self.modalities], dim=1))
 
     def unimodal(self, modality: str, feature: Tensor) -> Tensor:
@@ -69,8 +90,10 @@ class SumHead(Head):
         super().__init__(feature_dims, num_classes)
         self.branches = nn.ModuleDict({m: _branch(d, hidden, num_classes) for m, d in feature_dims.items()})
 
-    def forward(self, features: Mapping[str, Tensor]) -> Tensor:
-        return torch.stack([self.unimodal(m, features[m]) for m in self.modalities]).sum(0)
+    def forward(self, features: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None) -> Tensor:
+        z = torch.stack([self.unimodal(m, features[m]) for m in self.modalities])
+        w = presence_weights(present, self.modalities, z[0])
+        return z.sum(0) if w is None else (w.unsqueeze(-1) * z).sum(0)
 
     def unimodal(self, modality: str, feature: Tensor) -> Tensor:
         return self.branches[modality](feature)
@@ -91,8 +114,10 @@ class SharedHead(Head):
             raise ConfigError(f"shared head needs equal feature dims; got {dict(feature_dims)}")
         self.fc = nn.Linear(dims.pop(), num_classes)
 
-    def forward(self, features: Mapping[str, Tensor]) -> Tensor:
-        return torch.stack([self.fc(features[m]) for m in self.modalities]).mean(0)
+    def forward(self, features: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None) -> Tensor:
+        z = torch.stack([self.fc(features[m]) for m in self.modalities])
+        w = presence_weights(present, self.modalities, z[0])
+        return z.mean(0) if w is None else (w.unsqueeze(-1) * z).sum(0) / w.sum(0).clamp_min(1).unsqueeze(-1)
 
     def unimodal(self, modality: str, feature: Tensor) -> Tensor:
         return self.fc(feature)
@@ -113,7 +138,7 @@ class MultitaskHead(Head):
         self.fused = _branch(sum(feature_dims.values()), hidden, num_classes)
         self.branches = nn.ModuleDict({m: nn.Linear(d, num_classes) for m, d in feature_dims.items()})
 
-    def forward(self, features: Mapping[str, Tensor]) -> Tensor:
+    def forward(self, features: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None) -> Tensor:
         return self.fused(torch.cat([features[m] for m in self.modalities], dim=1))
 
     def unimodal(self, modality: str, feature: Tensor) -> Tensor:
@@ -146,8 +171,10 @@ class BoostHead(Head):
         self.classifier = _branch(dims.pop(), hidden, num_classes)
         self.boost_rate = nn.Parameter(torch.tensor(float(boost_rate)))
 
-    def forward(self, features: Mapping[str, Tensor]) -> Tensor:
-        return self.boost_rate * torch.stack([self.classifier(features[m]) for m in self.modalities]).sum(0)
+    def forward(self, features: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None) -> Tensor:
+        z = torch.stack([self.classifier(features[m]) for m in self.modalities])
+        w = presence_weights(present, self.modalities, z[0])
+        return self.boost_rate * (z.sum(0) if w is None else (w.unsqueeze(-1) * z).sum(0))
 
     def unimodal(self, modality: str, feature: Tensor) -> Tensor:
         return self.classifier(feature)

@@ -30,13 +30,19 @@ class MultimodalModel(nn.Module):
     def encode(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         return {m: enc(inputs[m]) for m, enc in self.encoders.items()}
 
-    def outputs(self, features: dict[str, Tensor]) -> ModelOutput:
-        """Head outputs for already-computed features (used by strategies that encode once)."""
+    def outputs(
+        self, features: dict[str, Tensor], present: Mapping[str, Tensor] | None = None
+    ) -> ModelOutput:
+        """Head outputs for already-computed features (used by strategies that encode once); ``present``
+        (``{m: bool[B]}``) leaves absent modalities out of the fusion, as the head defines it."""
         uni = {m: self.head.unimodal(m, f) for m, f in features.items()}
-        return ModelOutput(features, self.head(features), uni)
+        fused = self.head(features) if present is None else self.head(features, present)
+        return ModelOutput(features, fused, uni, None if present is None else dict(present))
 
-    def forward(self, inputs: Mapping[str, Tensor]) -> ModelOutput:
-        return self.outputs(self.encode(inputs))
+    def forward(
+        self, inputs: Mapping[str, Tensor], present: Mapping[str, Tensor] | None = None
+    ) -> ModelOutput:
+        return self.outputs(self.encode(inputs), present)
 
     def encoder_parameters(self, modality: str) -> list[nn.Parameter]:
         """The trainable parameters of ``modality``'s encoder: a frozen backbone (``freeze=true``) is in no

@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from mmbalance.strategies.base import Strategy
+from mmbalance.strategies.base import Strategy, modality_loss
 from mmbalance.strategies.diagnostics import Diagnosed
 from mmbalance.types import Batch, StepResult
 
@@ -37,7 +36,7 @@ class Alternating(Diagnosed, Strategy):
             if self.ghost_steps and i > 0:  # the ghost step moved this encoder in place: forward it again
                 feats[m] = model.encoders[m](batch.inputs[m])
             self.optimizer.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model.head.unimodal(m, feats[m]), label)
+            loss = modality_loss(model.head.unimodal(m, feats[m]), batch, m)
             loss.backward()
             half_logs.append(self.modify_head_grad(m, feats, batch))
             if self.ghost_steps:

@@ -32,6 +32,16 @@ from mmbalance.models import HEADS, MultimodalModel
 from mmbalance.types import Batch, ModelOutput, StepResult
 
 
+def modality_loss(logits: Tensor, batch: Batch, modality: str) -> Tensor:
+    """Cross-entropy of ``modality``'s logits over the rows that have that modality (their mean; 0 when no
+    row has it): a row without the modality adds nothing to the modality's own loss."""
+    rows = batch.has(modality)
+    if rows is None:
+        return F.cross_entropy(logits, batch.label)
+    w = rows.to(logits.dtype)
+    return (F.cross_entropy(logits, batch.label, reduction="none") * w).sum() / w.sum().clamp_min(1)
+
+
 class Strategy:
     """Base class of training strategies; the default step is joint training on the fused logits."""
 

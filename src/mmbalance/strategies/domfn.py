@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmbalance.errors import check_choice, check_range
+from mmbalance.models import presence_weights
 from mmbalance.strategies._checks import check_head, check_modality_count, check_widths
 from mmbalance.strategies.base import Strategy
 from mmbalance.strategies.registry import STRATEGIES
@@ -142,6 +143,10 @@ class DOMFN(Strategy):
         probs, _, fused = self.gate(out)
         fused = fused & (not self.pretraining_)
         scores = torch.stack([self._as_logits(z) for z in out.unimodal_logits.values()])  # [M, B, C]
-        best = probs.amax(-1).argmax(0)  # [B]: the modality with the highest maximum score
+        confidence = probs.amax(-1)  # [M, B]
+        present = presence_weights(out.present, list(out.unimodal_logits), confidence[0])
+        if present is not None:  # only a modality the row has can be chosen
+            confidence = confidence.masked_fill(present == 0, float("-inf"))
+        best = confidence.argmax(0)  # [B]: the modality with the highest maximum score
         chosen = scores.gather(0, best[None, :, None].expand(1, *scores.shape[1:])).squeeze(0)
         return torch.where(fused[:, None], self._as_logits(out.logits), chosen)

@@ -22,7 +22,7 @@ from mmbalance.grad import (
     write_grads_,
 )
 from mmbalance.metrics import METRIC_NAMES
-from mmbalance.models import MultimodalModel
+from mmbalance.models import MultimodalModel, presence_weights
 from mmbalance.strategies._igm_stages import (
     build_projectors,
     mixed_loss,
@@ -257,9 +257,14 @@ class IGM(Strategy):
 
     # -- inference ----------------------------------------------------------------------------------
     def predict(self, out: ModelOutput) -> Tensor:
-        """``log(mean_m softmax(z_m))``: its softmax is the mean of the modalities' probabilities."""
+        """``log(mean_m softmax(z_m))``: its softmax is the mean of the modalities' probabilities (over the
+        modalities each row has)."""
         logp = torch.stack([F.log_softmax(z, dim=-1) for z in out.unimodal_logits.values()])
-        return torch.logsumexp(logp, dim=0) - math.log(logp.shape[0])
+        present = presence_weights(out.present, list(out.unimodal_logits), logp[0])
+        if present is None:
+            return torch.logsumexp(logp, dim=0) - math.log(logp.shape[0])
+        logp = logp + present.log().unsqueeze(-1)  # log 0 = -inf: an absent modality adds nothing
+        return torch.logsumexp(logp, dim=0) - present.sum(0).log().unsqueeze(-1)
 
     # -- state --------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -10,12 +10,13 @@ from torch import Tensor
 
 from mmbalance.errors import ConfigError, check_choice, check_range
 from mmbalance.grad import OrthogonalProjector
+from mmbalance.models import presence_weights
 from mmbalance.strategies.alternating import Alternating
 from mmbalance.strategies.registry import STRATEGIES
 from mmbalance.types import Batch, ModelOutput
 
 
-def entropy_gated_logits(logits: Mapping[str, Tensor]) -> Tensor:
+def entropy_gated_logits(logits: Mapping[str, Tensor], present: Tensor | None = None) -> Tensor:
     """Per-sample fusion ``Σ_m w_m·z_m`` with ``w_m ∝ exp(max_m' H_m' − H_m)`` (H: predictive entropy).
 
     A modality that is more certain about a sample gets more weight for that sample.
@@ -27,7 +28,12 @@ def entropy_gated_logits(logits: Mapping[str, Tensor]) -> Tensor:
     stacked = torch.stack(list(logits.values()))  # [M, B, C]
     logp = torch.log_softmax(stacked, dim=-1)
     entropy = -(logp.exp() * logp).sum(-1)  # [M, B]
-    weights = torch.softmax(entropy.max(0).values - entropy, dim=0)  # normalised exp(max H - H)
+    if present is not None:  # [M, B] presence weights: an absent modality gets weight 0
+        absent = present == 0
+        top = entropy.masked_fill(absent, float("-inf")).max(0).values
+        weights = torch.softmax((top - entropy).masked_fill(absent, float("-inf")), dim=0)
+    else:
+        weights = torch.softmax(entropy.max(0).values - entropy, dim=0)  # normalised exp(max H - H)
     return (weights.unsqueeze(-1) * stacked).sum(0)
 
 
@@ -100,11 +106,17 @@ class MLA(Alternating):
         return {"projection_shrink": grad.norm() / raw.clamp_min(1e-12)}
 
     def predict(self, out: ModelOutput) -> Tensor:
+        """Weighted mean of the modalities' logits (entropy gate or fixed weights) over the modalities each
+        row has."""
+        mods = list(out.unimodal_logits)
+        present = presence_weights(out.present, mods, next(iter(out.unimodal_logits.values())))
         if self.fusion == "entropy":
-            return entropy_gated_logits(out.unimodal_logits)
-        weights = self.fusion_weights or {m: 1.0 for m in out.unimodal_logits}
-        total = sum(weights[m] for m in out.unimodal_logits)
-        return sum(weights[m] / total * z for m, z in out.unimodal_logits.items())  # type: ignore[return-value]
+            return entropy_gated_logits(out.unimodal_logits, present)
+        given = self.fusion_weights or {m: 1.0 for m in mods}
+        w = torch.tensor([float(given[m]) for m in mods], device=out.logits.device)[:, None]  # [M, 1]
+        w = w if present is None else w * present
+        z = torch.stack([out.unimodal_logits[m] for m in mods])
+        return (w.unsqueeze(-1) * z).sum(0) / w.sum(0).clamp_min(1e-12).unsqueeze(-1)
 
     def state_dict(self) -> dict[str, Any]:
         counters = {k: getattr(self, k) for k in ("updates_", "batch_", "per_epoch_", "diag_calls_")}

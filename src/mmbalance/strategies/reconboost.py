@@ -11,7 +11,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from mmbalance.errors import check_range
-from mmbalance.models import MultimodalModel
+from mmbalance.models import MultimodalModel, presence_weights
 from mmbalance.strategies._checks import check_bool, check_head, check_modality_count, check_widths
 from mmbalance.strategies.base import Strategy
 from mmbalance.strategies.registry import STRATEGIES
@@ -161,5 +161,8 @@ class ReconBoost(Strategy):
     # -- inference ----------------------------------------------------------------------------------
     def predict(self, out: ModelOutput) -> Tensor:
         """``β·Σ_m f_m`` over the modalities trained so far (all of them once every stage has run)."""
-        learners = [out.unimodal_logits[m] for m in self.trained(self.stage_)]
-        return self.model.head.boost_rate * torch.stack(learners).sum(0)
+        mods = self.trained(self.stage_)
+        learners = torch.stack([out.unimodal_logits[m] for m in mods])
+        present = presence_weights(out.present, mods, learners[0])  # absent modalities add nothing
+        total = learners.sum(0) if present is None else (present.unsqueeze(-1) * learners).sum(0)
+        return self.model.head.boost_rate * total
