@@ -2,8 +2,10 @@
 
 The public API: registries and builders for datasets, encoders, heads and strategies; the
 ``Strategy`` extension point; the trainer; and the value types ``Batch``, ``ModelOutput`` and
-``StepResult``.
+``StepResult``; and ``Predictor``, the table-in, predictions-out API (imported on first use).
 """
+
+from typing import Any
 
 from mmbalance.data import build_dataset, list_datasets
 from mmbalance.models import MultimodalModel, build_model, list_encoders, list_heads
@@ -16,6 +18,7 @@ __all__ = [
     "Batch",
     "ModelOutput",
     "MultimodalModel",
+    "Predictor",
     "StepResult",
     "Strategy",
     "__version__",
@@ -27,3 +30,11 @@ __all__ = [
     "list_heads",
     "list_strategies",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Predictor":  # pulls in the training stack: only when asked for
+        from mmbalance.predictor import Predictor
+
+        return Predictor
+    raise AttributeError(f"module 'mmbalance' has no attribute {name!r}")

@@ -1,4 +1,5 @@
-"""The ``mmbalance`` command: ``train``, ``evaluate``, ``list``, ``compare``, ``sweep``, ``plot``."""
+"""The ``mmbalance`` command: ``train``, ``evaluate``, ``predict``, ``list``, ``compare``, ``sweep``,
+``plot``."""
 
 from __future__ import annotations
 
@@ -23,6 +24,44 @@ def make_logger(quiet: bool) -> Callable[[str], None]:
     return (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
 
 
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """``--data/--modalities/--label/--split-column/--id-column``: train on your own manifest."""
+    g = parser.add_argument_group("your own data (a manifest; see docs/data.md)")
+    g.add_argument("--data", metavar="MANIFEST", help="a CSV or Parquet file, one row per sample")
+    g.add_argument(
+        "--modalities",
+        help="NAME=KIND:COLUMN,... with KIND image, audio, text, features (a .npy path) or "
+        "columns:C1,C2,...; e.g. 'image=image:photo,tabular=columns:age,sex,text=text:notes'",
+    )
+    g.add_argument("--label", help="the label column (default: label)")
+    g.add_argument("--split-column", help="a column of train/val/test (default: a stratified split by seed)")
+    g.add_argument("--id-column", help="a column of unique row ids (checked; written with predictions)")
+
+
+def data_overrides(args: argparse.Namespace) -> list[str]:
+    """The ``dataset__...`` overrides of the data options (none without ``--data``)."""
+    from pathlib import Path
+
+    from mmbalance.errors import ConfigError
+
+    given = {k: getattr(args, k, None) for k in ("modalities", "label", "split_column", "id_column")}
+    if not getattr(args, "data", None):
+        named = [f"--{k.replace('_', '-')}" for k, v in given.items() if v]
+        if named:
+            raise ConfigError(f"{', '.join(named)} given without --data; expected --data MANIFEST with them")
+        return []
+    if not given["modalities"]:
+        raise ConfigError(
+            "--data needs --modalities, e.g. --modalities image=image:photo,tabular=columns:age,bp"
+        )
+    from mmbalance.data.spec import parse_modalities
+
+    out = ["dataset__name=manifest", f"dataset__path={Path(args.data).expanduser().resolve()}"]
+    # the mapping form (JSON is YAML), so that dataset__modalities__NAME__OPTION=... overrides can follow
+    given["modalities"] = json.dumps(parse_modalities(given["modalities"]))
+    return out + [f"dataset__{k}={v}" for k, v in given.items() if v]
+
+
 def _config_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
     from mmbalance import config
 
@@ -32,6 +71,7 @@ def _config_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], list[st
         overrides.append(f"dataset__name={args.dataset}")
     if args.method:
         overrides.append(f"strategy__name={args.method}")
+    overrides += data_overrides(args)
     for key, value in (
         ("train__seed", args.seed),
         ("train__epochs", args.epochs),
@@ -65,9 +105,19 @@ def format_run(m: dict[str, Any]) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from mmbalance.data.missing import parse_missing
     from mmbalance.experiment import evaluate_run
 
-    print(json.dumps(evaluate_run(args.run_dir, device=args.device), indent=2))
+    result = evaluate_run(args.run_dir, device=args.device, missing=parse_missing(args.missing))
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from mmbalance.predict import predict_file
+
+    summary = predict_file(args.run_dir, args.data, args.out, device=args.device)
+    print(summary)
     return 0
 
 
@@ -107,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--out", required=True, help="run directory (re-running resumes an unfinished run)")
     train.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    add_data_options(train)
     train.add_argument(
         "overrides",
         nargs="*",
@@ -118,7 +169,21 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="re-evaluate a finished run directory on its val and test splits")
     ev.add_argument("run_dir")
     ev.add_argument("--device", help="auto, cpu, cuda, ... (default: the device the run was configured with)")
+    ev.add_argument(
+        "--missing",
+        help="MODALITY=FRACTION,...: 1.0 removes the modality from every test sample, 0.3 removes 30%% of "
+        "its columns per sample (imputed with training statistics)",
+    )
     ev.set_defaults(func=cmd_evaluate)
+
+    pr = sub.add_parser("predict", help="predict the rows of a manifest with a finished run")
+    pr.add_argument("run_dir")
+    pr.add_argument(
+        "--data", required=True, help="a CSV or Parquet manifest with the run's columns (label optional)"
+    )
+    pr.add_argument("--out", required=True, help="predictions CSV to write")
+    pr.add_argument("--device", help="auto, cpu, cuda, ... (default: the device the run was configured with)")
+    pr.set_defaults(func=cmd_predict)
 
     ls = sub.add_parser("list", help="datasets, methods, encoders and heads with their hyperparameters")
     ls.add_argument("--json", action="store_true")

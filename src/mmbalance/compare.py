@@ -212,14 +212,16 @@ def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from mmbalance.cli import make_logger, show_progress
+    from mmbalance.cli import data_overrides, make_logger, show_progress
 
     if args.seeds < 1 or args.epochs < 1:
         raise ConfigError(f"--seeds={args.seeds} and --epochs={args.epochs} must be positive integers")
     started = time.perf_counter()
     root = Path(args.out)
-    overrides = [*args.overrides, *([f"train__device={args.device}"] if args.device else [])]
-    specs = plan(split_list(args.datasets), split_list(args.methods), range(args.seeds), overrides)
+    data = data_overrides(args)
+    overrides = [*data, *args.overrides, *([f"train__device={args.device}"] if args.device else [])]
+    datasets = ["manifest"] if data else split_list(args.datasets)
+    specs = plan(datasets, split_list(args.methods), range(args.seeds), overrides)
     rows = run_all(specs, root, args.epochs, make_logger(args.quiet), show_progress(args.quiet))
     root.mkdir(parents=True, exist_ok=True)
     summary = summarize(rows)
@@ -286,6 +288,9 @@ def add_compare_commands(sub: Any) -> None:
         "--results-md", help="also write the table, command, machine and date into this markdown file"
     )
     cmp.add_argument("overrides", nargs="*", help="KEY=VALUE applied to every run")
+    from mmbalance.cli import add_data_options
+
+    add_data_options(cmp)
     cmp.set_defaults(func=cmd_compare)
 
     from mmbalance.report import add_plot_command

@@ -104,12 +104,14 @@ def write_sweep_figure(path: Path, key: str, rows: Sequence[dict[str, Any]]) -> 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run the grid x seeds, then write ``sweep.csv`` and ``sweep.png`` and print the table."""
-    from mmbalance.cli import make_logger, show_progress
+    from mmbalance.cli import data_overrides, make_logger, show_progress
 
     if args.seeds < 1 or args.epochs < 1:
         raise ConfigError(f"--seeds={args.seeds} and --epochs={args.epochs} must be positive integers")
     key, grid = parse_param(args.param)
-    specs = plan_sweep(args.dataset, args.method, key, grid, args.seeds, args.overrides)
+    data = data_overrides(args)
+    dataset = "manifest" if data else args.dataset
+    specs = plan_sweep(dataset, args.method, key, grid, args.seeds, [*data, *args.overrides])
     root = Path(args.out)
     results = run_all(specs, root, args.epochs, make_logger(args.quiet), show_progress(args.quiet))
     rows = sweep_rows(key, grid, summarize(results))
@@ -134,4 +136,7 @@ def add_sweep_command(sub: Any) -> None:
     sw.add_argument("--out", required=True, help="sweep directory")
     sw.add_argument("--quiet", action="store_true")
     sw.add_argument("overrides", nargs="*", help="KEY=VALUE applied to every run")
+    from mmbalance.cli import add_data_options
+
+    add_data_options(sw)
     sw.set_defaults(func=cmd_sweep)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -59,12 +60,15 @@ class ManifestDataset:
         id_column: str | None = None,
         classes: Sequence[str] | None = None,
         label_required: bool = True,
+        strict: bool = True,
     ) -> None:
         self.table, self.label_column, self.split_column = table, label, split_column
         self.spec = normalise_modalities(modalities)
         self.sources: dict[str, Source] = {m: SOURCES[s["kind"]](m, table, s) for m, s in self.spec.items()}
-        for s in self.sources.values():
-            s.check()
+        if strict:  # prediction checks row by row instead, so one bad row does not stop the others
+            for s in self.sources.values():
+                s.check()
+        self.id_column = id_column
         self.ids = self._ids(id_column)
         self._raw = self._raw_labels(label_required)
         self.class_names: list[str] | None = None
@@ -219,16 +223,19 @@ class ManifestDataset:
         view.missing, view.missing_seed = dict(spec), seed
         return view
 
-    def rows_for(self, table: Table, label_required: bool = False) -> ManifestDataset:
-        """The same sources and fitted preprocessing over another table (prediction on new rows)."""
+    def rows_for(self, table: Table, label_required: bool = False, strict: bool = True) -> ManifestDataset:
+        """The same sources and fitted preprocessing over another table (prediction, evaluation on new
+        rows); ``strict=False`` leaves bad cells to be found row by row. The id column carries over when
+        the new table has it."""
         new = ManifestDataset(
             table,
             self.spec,
             self.label_column,
             None,
-            None,
+            self.id_column if self.id_column in table.columns else None,
             classes=self.class_names,
             label_required=label_required,
+            strict=strict,
         )
         new.load_preprocessing(self.preprocessing())
         return new
@@ -241,13 +248,18 @@ def manifest(
     label: str = "label",
     split_column: str | None = None,
     id_column: str | None = None,
+    root: str | None = None,
 ) -> ManifestDataset:
     """Your own data: a CSV or Parquet manifest at ``path`` (paths in it relative to its folder) with the
     ``modalities`` of ``--modalities`` (see :mod:`mmbalance.data.spec`), the ``label`` column, and optionally
-    a ``split_column`` (train/val/test) and an ``id_column`` (unique ids)."""
+    a ``split_column`` (train/val/test) and an ``id_column`` (unique ids). ``root``: the folder relative file
+    paths resolve against (default: the manifest's folder)."""
     if path is None or modalities is None:
         raise ConfigError(
             "dataset manifest needs path and modalities, e.g. --data train.csv "
             "--modalities image=image:photo --label diagnosis"
         )
-    return ManifestDataset(read_table(path), modalities, label, split_column, id_column)
+    table = read_table(path)
+    if root is not None:
+        table.root = Path(root).expanduser()
+    return ManifestDataset(table, modalities, str(label), split_column, id_column)
