@@ -24,7 +24,8 @@ MODALITIES = "text=text:review,tabular=columns:age,feedback,division,department,
 
 def write_clothing_manifest(path: str | Path, rows: int | None = None, seed: int = 0) -> Path:
     """Write the manifest (``label`` = ``yes``/``no``; ``rows`` drawn at random without replacement with
-    ``seed``, all 23,486 when ``None``) to ``path``; returns it. Use :data:`MODALITIES` as ``--modalities``."""
+    ``seed``, all 23,486 when ``None``) to ``path``; returns it. Pass :data:`MODALITIES` as
+    ``--modalities``."""
     import pyarrow.parquet as pq
 
     table = pq.read_table(package_data_dir(PACKAGE, VERSION, SUBDIR) / FILE)
