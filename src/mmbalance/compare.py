@@ -1,9 +1,11 @@
 """``mmbalance compare``: every (dataset, method, seed) with one budget, resumable, summarised.
 
-Layout of the report directory: ``runs/<dataset>/<label>/seed<k>/`` (standard run directories; a finished
-run is reused on re-run only if its config is identical, and a directory holding another config stops the
-comparison before anything runs), ``results.csv`` (one row per run, with its epochs and config hash),
-``summary.csv`` and ``summary.md`` (mean ± std over seeds) and ``report.html`` (:mod:`mmbalance.report`).
+Layout of the report directory: ``runs/<dataset>/<dir>/seed<k>/`` (standard run directories; ``<dir>`` is
+the method's label, or for a variant such as ``igm[sam_mode=off]`` a name derived from it by
+:func:`mmbalance.variants.run_dir_name`; a finished run is reused on re-run only if its config is identical,
+and a directory holding another config stops the comparison before anything runs), ``results.csv`` (one
+row per run, with its epochs and config hash), ``summary.csv`` and ``summary.md`` (mean ± std over seeds)
+and ``report.html`` (:mod:`mmbalance.report`).
 The ``sweep`` (:mod:`mmbalance.sweep`) and ``plot`` (:mod:`mmbalance.report`) commands register here too.
 """
 
@@ -22,17 +24,18 @@ from mmbalance import config as config_mod
 from mmbalance.data import build_dataset
 from mmbalance.errors import ConfigError
 from mmbalance.experiment import write_csv
+from mmbalance.variants import check_variant, parse_variant, run_dir_name, split_top
 
 
 @dataclass(frozen=True)
 class RunSpec:
     dataset: str
-    label: str  # e.g. "joint" or "unimodal-image"
+    label: str  # e.g. "joint", "unimodal-image" or "igm[sam_mode=off]"
     overrides: tuple[str, ...]
     seed: int
 
     def directory(self, root: Path) -> Path:
-        return root / "runs" / self.dataset / self.label / f"seed{self.seed}"
+        return root / "runs" / self.dataset / run_dir_name(self.label) / f"seed{self.seed}"
 
 
 def split_list(text: str) -> list[str]:
@@ -41,19 +44,20 @@ def split_list(text: str) -> list[str]:
 
 def expand_methods(
     dataset: str, methods: Sequence[str], dataset_kwargs: Sequence[str]
-) -> list[tuple[str, tuple[str, ...]]]:
-    """``unimodal`` expands to one entry per modality of the dataset; any registered strategy is accepted."""
-    from mmbalance.strategies import STRATEGIES
-
+) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    """``(label, overrides before the shared ones, overrides after them)`` per method: ``unimodal`` expands
+    to one entry per modality of the dataset; any registered strategy is accepted, and a variant
+    ``METHOD[KEY=VALUE,...]`` (:mod:`mmbalance.variants`) keeps its label and sets its options last."""
     out = []
-    for method in methods:
-        STRATEGIES.get(method)  # one-line error for unknown names
-        if method == "unimodal":
+    for variant in map(parse_variant, methods):
+        check_variant(variant)  # one-line error for unknown methods and options
+        if variant.method == "unimodal" and not variant.options:
             cfg = config_mod.resolve({}, [f"dataset__name={dataset}", *dataset_kwargs])
             for m in build_dataset(**cfg["dataset"]).modalities:
-                out.append((f"unimodal-{m}", ("strategy__name=unimodal", f"strategy__modality={m}")))
+                out.append((f"unimodal-{m}", ("strategy__name=unimodal", f"strategy__modality={m}"), ()))
         else:
-            out.append((method, (f"strategy__name={method}",)))
+            name, *options = variant.overrides()
+            out.append((variant.label, (name,), tuple(options)))
     return out
 
 
@@ -63,9 +67,9 @@ def plan(
     data_over = [o for o in overrides if o.startswith("dataset__")]
     specs = []
     for ds in datasets:
-        for label, method_over in expand_methods(ds, methods, data_over):
-            for seed in seeds:
-                specs.append(RunSpec(ds, label, (f"dataset__name={ds}", *method_over, *overrides), seed))
+        for label, first, last in expand_methods(ds, methods, data_over):
+            over = (f"dataset__name={ds}", *first, *overrides, *last)
+            specs += [RunSpec(ds, label, over, seed) for seed in seeds]
     return specs
 
 
@@ -221,7 +225,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     data = data_overrides(args)
     overrides = [*data, *args.overrides, *([f"train__device={args.device}"] if args.device else [])]
     datasets = ["manifest"] if data else split_list(args.datasets)
-    specs = plan(datasets, split_list(args.methods), range(args.seeds), overrides)
+    specs = plan(datasets, split_top(args.methods), range(args.seeds), overrides)
     rows = run_all(specs, root, args.epochs, make_logger(args.quiet), show_progress(args.quiet))
     root.mkdir(parents=True, exist_ok=True)
     summary = summarize(rows)
@@ -278,7 +282,12 @@ def _write_report(
 def add_compare_commands(sub: Any) -> None:
     cmp = sub.add_parser("compare", help="run datasets x methods x seeds and summarise (resumable)")
     cmp.add_argument("--datasets", default="mfeat", help="comma-separated, e.g. mfeat,avdigits,htad")
-    cmp.add_argument("--methods", default="unimodal,joint", help="comma-separated registered methods")
+    cmp.add_argument(
+        "--methods",
+        default="unimodal,joint",
+        help="comma-separated registered methods, or variants with their own options and a row each: "
+        "'igm,igm[sam_mode=off,temperature=0]'",
+    )
     cmp.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1)")
     cmp.add_argument("--epochs", type=int, default=30)
     cmp.add_argument("--out", required=True, help="report directory")

@@ -54,12 +54,20 @@ SELECT_METRICS = METRIC_NAMES
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
+YAML11_WORDS = {w for word in ("yes", "no", "on", "off") for w in (word, word.title(), word.upper())}
+
+
 def parse_value(text: str) -> Any:
-    """Parse an override value: numbers (``1e-3`` included), booleans, null, lists, or a plain string.
+    """Parse an override value: numbers (``1e-3`` included), booleans (``true``, ``false``), null, lists, or
+    a plain string. YAML 1.1's other boolean words stay strings, so ``strategy__sam_mode=off`` means "off".
 
     >>> parse_value("1e-3"), parse_value("[16, 32]"), parse_value("sum"), parse_value("none")
     (0.001, [16, 32], 'sum', 'none')
+    >>> parse_value("off"), parse_value("false")
+    ('off', False)
     """
+    if text.strip() in YAML11_WORDS:
+        return text.strip()
     for cast in (int, float):
         try:
             return cast(text)

@@ -164,6 +164,32 @@ def sensitivity_figure(
     return fig
 
 
+def heatmap_figure(
+    matrix: Sequence[Sequence[float]],
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    row_param: str,
+    col_param: str,
+    title: str = "",
+) -> Any:
+    """A value per (row, column) cell of a two-parameter grid, coloured and written in the cell."""
+    width, height = max(5.0, 1.1 * len(col_labels) + 3), max(3.6, 0.7 * len(row_labels) + 2)
+    fig, (ax,) = _figure(width=width, height=height)
+    image = ax.imshow(matrix, cmap="viridis", aspect="auto")
+    fig.colorbar(image, ax=ax)
+    low, high = image.get_clim()
+    for i, row in enumerate(matrix):
+        for j, value in enumerate(row):
+            light = high > low and (value - low) / (high - low) < 0.6  # white text on the dark colours
+            ax.text(j, i, f"{value:.1f}", ha="center", va="center", color="white" if light else "black")
+    ax.set_xticks(range(len(col_labels)), [str(c) for c in col_labels])
+    ax.set_yticks(range(len(row_labels)), [str(r) for r in row_labels])
+    ax.set_xlabel(col_param)
+    ax.set_ylabel(row_param)
+    ax.set_title(title or f"{row_param} x {col_param}", fontsize=11)
+    return fig
+
+
 def run_figure(history: History, title: str = "") -> Any:
     """One run: train loss, val accuracy (fused and per modality), and diagnostics if logged."""
     diags = diagnostic_columns(history)

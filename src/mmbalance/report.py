@@ -19,6 +19,7 @@ from typing import Any
 from mmbalance import plots
 from mmbalance.compare import modality_columns
 from mmbalance.errors import ConfigError, MMBalanceError
+from mmbalance.variants import run_dir_name
 
 CSS = """
 body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;background:#f6f7f9;
@@ -81,10 +82,12 @@ def mean_history(histories: Sequence[plots.History]) -> list[dict[str, float]]:
 
 
 def load_histories(root: Path, rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, list[dict]]]:
-    """``{dataset: {method: seed-averaged history rows}}`` from ``root/runs/<ds>/<method>/seed<k>/``."""
+    """``{dataset: {method: seed-averaged history rows}}`` from ``root/runs/<ds>/<dir>/seed<k>/``, ``<dir>``
+    the method label's run directory name."""
     runs: dict[tuple[str, str], list[list[dict[str, float]]]] = {}
     for r in rows:
-        path = root / "runs" / str(r["dataset"]) / str(r["method"]) / f"seed{r['seed']}" / "history.csv"
+        run = root / "runs" / str(r["dataset"]) / run_dir_name(str(r["method"])) / f"seed{r['seed']}"
+        path = run / "history.csv"
         hist = runs.setdefault((str(r["dataset"]), str(r["method"])), [])
         if path.is_file():
             hist.append(read_history(path))

@@ -1,14 +1,19 @@
-"""``mmbalance sweep``: one hyperparameter over a grid of values x seeds, resumable, summarised.
+"""``mmbalance sweep``: hyperparameters over a grid of values x seeds, resumable, summarised.
 
-Layout of the sweep directory: ``runs/<dataset>/<method>/<param>=<value>/seed<k>/`` (standard run
-directories, trained with :func:`mmbalance.compare.run_all`: every grid value is built and checked before the
-first run, and a finished run is reused only when its config is identical), ``sweep.csv`` (one row
-per value: mean and std over seeds) and ``sweep.png`` (the sensitivity figure).
+One ``--param KEY=V1,V2,...`` sweeps one hyperparameter; several ``--param`` sweep their full grid (the
+product of the values, the first parameter varying slowest). Layout of the sweep directory:
+``runs/<dataset>/<method>/<cell>/seed<k>/``, ``<cell>`` being ``<p1>=<v1>`` or ``<p1>=<v1>,<p2>=<v2>,...``
+(standard run directories, trained with :func:`mmbalance.compare.run_all`: every grid cell is built and
+checked before the first run, and a finished run is reused only when its config is identical),
+``results.csv`` (one row per run), ``sweep.csv`` (one row per cell: mean and std over seeds) and the figure:
+``sweep.png`` (accuracy against the value) for one parameter, ``heatmap.png`` (:mod:`mmbalance.sweep_grid`)
+for two.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,11 +25,13 @@ from mmbalance.compare import RunSpec, mean_pm, modality_columns, run_all, split
 from mmbalance.errors import ConfigError
 
 RESERVED = {"train__seed": "--seeds", "train__epochs": "--epochs"}
+Params = Sequence[tuple[str, Sequence[str]]]  # (key, its values' texts) per swept parameter
 
 
 @dataclass(frozen=True)
 class SweepSpec(RunSpec):
-    """A run of the sweep; ``label`` is ``<param>=<value>``; the directory names dataset and method too."""
+    """A run of the sweep; ``label`` is its grid cell, ``<p1>=<v1>[,<p2>=<v2>...]``; the directory names
+    dataset and method too."""
 
     method: str = ""
 
@@ -51,17 +58,37 @@ def parse_param(text: str) -> tuple[str, list[str]]:
     return key, grid
 
 
-def plan_sweep(
-    dataset: str, method: str, key: str, grid: Sequence[str], seeds: int, overrides: Sequence[str]
+def parse_params(texts: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """Each ``--param`` through :func:`parse_param`; a key given twice is an error."""
+    params = [parse_param(t) for t in texts]
+    keys = [k for k, _ in params]
+    for key in keys:
+        if keys.count(key) > 1:
+            raise ConfigError(f"--param {key} is given {keys.count(key)} times; expected each key once")
+    return params
+
+
+def grid_cells(params: Params) -> list[tuple[str, ...]]:
+    """The grid's cells as ``KEY=VALUE`` overrides, the first parameter varying slowest.
+
+    >>> grid_cells([("a", ["1", "2"]), ("b", ["x"])])
+    [('a=1', 'b=x'), ('a=2', 'b=x')]
+    """
+    return list(itertools.product(*[[f"{key}={v}" for v in grid] for key, grid in params]))
+
+
+def plan_grid(
+    dataset: str, method: str, params: Params, seeds: int, overrides: Sequence[str]
 ) -> list[SweepSpec]:
-    """List the runs, after checking that every grid value gives a valid config (:func:`run_all` then builds
-    each one before the first run starts)."""
+    """List the runs of every grid cell x seed, after checking that every cell gives a valid config
+    (:func:`run_all` then builds each one before the first run starts). A cell's label is its overrides
+    joined by ``,``; with one parameter, ``<param>=<value>``."""
     base = (f"dataset__name={dataset}", f"strategy__name={method}", *overrides)
     specs = []
-    for value in grid:
-        over = (*base, f"{key}={value}")
+    for cell in grid_cells(params):
+        over = (*base, *cell)
         config_mod.resolve({}, over)
-        specs += [SweepSpec(dataset, f"{key}={value}", over, seed, method) for seed in range(seeds)]
+        specs += [SweepSpec(dataset, ",".join(cell), over, seed, method) for seed in range(seeds)]
     return specs
 
 
@@ -71,12 +98,17 @@ def sweep_rows(key: str, grid: Sequence[str], summary: Sequence[dict[str, Any]])
     out = []
     for value in grid:
         e = by_label[f"{key}={value}"]
-        row: dict[str, Any] = {"param": key, "value": value, "seeds": e["seeds"]}
-        for k, v in e.items():
-            if k.startswith("test_") and (k.endswith(("_acc_mean", "_acc_std")) or "macro_f1" in k):
-                row[k] = v
-        out.append(row)
+        out.append({"param": key, "value": value, "seeds": e["seeds"], **metric_items(e)})
     return out
+
+
+def metric_items(entry: dict[str, Any]) -> dict[str, Any]:
+    """The summary entry's test accuracy, macro-F1 and per-modality accuracy (mean and std) of a sweep row."""
+    return {
+        k: v
+        for k, v in entry.items()
+        if k.startswith("test_") and (k.endswith(("_acc_mean", "_acc_std")) or "macro_f1" in k)
+    }
 
 
 def sweep_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -103,34 +135,50 @@ def write_sweep_figure(path: Path, key: str, rows: Sequence[dict[str, Any]]) -> 
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    """Run the grid x seeds, then write ``sweep.csv`` and ``sweep.png`` and print the table."""
+    """Run the grid x seeds, then write ``results.csv``, ``sweep.csv`` and the figure and print the table."""
+    from mmbalance import sweep_grid
     from mmbalance.cli import data_overrides, make_logger, show_progress
 
     if args.seeds < 1 or args.epochs < 1:
         raise ConfigError(f"--seeds={args.seeds} and --epochs={args.epochs} must be positive integers")
-    key, grid = parse_param(args.param)
+    params = parse_params(args.param)
     data = data_overrides(args)
     dataset = "manifest" if data else args.dataset
-    specs = plan_sweep(dataset, args.method, key, grid, args.seeds, [*data, *args.overrides])
+    specs = plan_grid(dataset, args.method, params, args.seeds, [*data, *args.overrides])
     root = Path(args.out)
     results = run_all(specs, root, args.epochs, make_logger(args.quiet), show_progress(args.quiet))
-    rows = sweep_rows(key, grid, summarize(results))
+    write_csv(root / "results.csv", [sweep_grid.run_row(r, args.method) for r in results])
+    if len(params) == 1:
+        key, grid = params[0]
+        rows = sweep_rows(key, grid, summarize(results))
+        figure, table = "sweep.png", sweep_table(rows)
+    else:
+        rows = sweep_grid.grid_rows(params, summarize(results))
+        figure, table = "heatmap.png", sweep_grid.grid_table(params, rows)
     write_csv(root / "sweep.csv", rows)
     try:
-        write_sweep_figure(root / "sweep.png", key, rows)
+        if len(params) == 1:
+            write_sweep_figure(root / figure, params[0][0], rows)
+        elif len(params) == 2:
+            sweep_grid.write_heatmap(root / figure, params, rows)
     except ImportError as exc:  # matplotlib is an optional extra
         if not args.quiet:
-            print(f"mmbalance: sweep.png skipped ({exc}); pip install 'mmbalance[report]'", file=sys.stderr)
-    print(sweep_table(rows))
+            print(f"mmbalance: {figure} skipped ({exc}); pip install 'mmbalance[report]'", file=sys.stderr)
+    print(table)
     return 0
 
 
 def add_sweep_command(sub: Any) -> None:
     """Register ``mmbalance sweep`` on the CLI's subparsers."""
-    sw = sub.add_parser("sweep", help="one hyperparameter over a grid x seeds (resumable), with a plot")
+    sw = sub.add_parser("sweep", help="hyperparameters over a grid x seeds (resumable), with a plot")
     sw.add_argument("--dataset", default="mfeat")
     sw.add_argument("--method", default="joint", help="a registered strategy (see `mmbalance list`)")
-    sw.add_argument("--param", required=True, help="KEY=V1,V2,..., e.g. strategy__margin=0,0.25,0.5")
+    sw.add_argument(
+        "--param",
+        required=True,
+        action="append",
+        help="KEY=V1,V2,..., e.g. strategy__margin=0,0.25,0.5; repeat it to sweep the grid of several",
+    )
     sw.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1)")
     sw.add_argument("--epochs", type=int, default=30)
     sw.add_argument("--out", required=True, help="sweep directory")

@@ -71,3 +71,11 @@ def test_parse_value() -> None:
     assert config.parse_value("null") is None
     assert config.parse_value("[1, 2]") == [1, 2]
     assert config.parse_value("concat") == "concat"
+
+
+@pytest.mark.parametrize("word", ["off", "on", "yes", "no", "Off", "NO"])
+def test_yaml11_boolean_words_stay_strings(word: str) -> None:
+    assert config.parse_value(word) == word
+    assert config.parse_value("false") is False and config.parse_value("True") is True
+    cfg = config.resolve({}, ["strategy__name=igm", "strategy__sam_mode=off"])
+    assert cfg["strategy"]["sam_mode"] == "off"
