@@ -12,6 +12,7 @@ The ``sweep`` (:mod:`mmbalance.sweep`) and ``plot`` (:mod:`mmbalance.report`) co
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -22,6 +23,7 @@ from typing import Any
 
 from mmbalance import config as config_mod
 from mmbalance.data import build_dataset
+from mmbalance.data.missing import parse_missing
 from mmbalance.errors import ConfigError
 from mmbalance.experiment import write_csv
 from mmbalance.variants import check_variant, parse_variant, run_dir_name, split_top
@@ -93,9 +95,15 @@ def check_plan(specs: Sequence[RunSpec], root: Path, epochs: int) -> None:
 
 
 def run_all(
-    specs: Sequence[RunSpec], root: Path, epochs: int, log: Any, progress: bool = False
+    specs: Sequence[RunSpec],
+    root: Path,
+    epochs: int,
+    log: Any,
+    progress: bool = False,
+    missing: Sequence[Mapping[str, float]] = (),
 ) -> list[dict[str, Any]]:
-    """Check the plan, then train each run (a finished run with the same config is reused)."""
+    """Check the plan, then train each run (a finished run with the same config is reused); with
+    ``missing`` settings, also evaluate each run's test split with those modalities missing."""
     from mmbalance.experiment import train_run
 
     check_plan(specs, root, epochs)
@@ -106,8 +114,30 @@ def run_all(
         state = "done, reused" if done else "training"
         log(f"[{i}/{len(specs)}] {spec.dataset} {spec.label} seed {spec.seed}: {state}")
         metrics = train_run(run_config(spec, epochs), out, progress=progress)
-        rows.append(result_row(spec, metrics, out))
+        rows.append(result_row(spec, metrics, out) | missing_columns(out, missing))
     return rows
+
+
+def missing_columns(out: Path, settings: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """``{"test_missing:<setting>_acc": ...}`` for each missing-modality setting the run can be evaluated
+    with (a setting naming a modality the run has not, or removing all of its modalities, is skipped).
+    Results are kept in ``out/missing.json``, so a reused run is not evaluated again."""
+    from mmbalance.data.missing import missing_label
+    from mmbalance.experiment import evaluate_run
+
+    cache_path = out / "missing.json"
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    mods = list(json.loads((out / "metrics.json").read_text())["test"]["modalities"])
+    row = {}
+    for spec in settings:
+        if any(m not in mods for m in spec) or all(spec.get(m, 0.0) >= 1.0 for m in mods):
+            continue
+        label = missing_label(spec)
+        if label not in cache:
+            cache[label] = evaluate_run(out, missing=spec)["test"]
+            cache_path.write_text(json.dumps(cache, indent=2))
+        row[f"test_missing:{label}_acc"] = cache[label]["acc"]
+    return row
 
 
 def result_row(spec: RunSpec, m: dict[str, Any], out: Path | None = None) -> dict[str, Any]:
@@ -226,7 +256,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     overrides = [*data, *args.overrides, *([f"train__device={args.device}"] if args.device else [])]
     datasets = ["manifest"] if data else split_list(args.datasets)
     specs = plan(datasets, split_top(args.methods), range(args.seeds), overrides)
-    rows = run_all(specs, root, args.epochs, make_logger(args.quiet), show_progress(args.quiet))
+    missing = [parse_missing(part) for part in split_list(args.missing or "")]
+    rows = run_all(specs, root, args.epochs, make_logger(args.quiet), show_progress(args.quiet), missing)
     root.mkdir(parents=True, exist_ok=True)
     summary = summarize(rows)
     write_csv(root / "results.csv", rows)
@@ -256,6 +287,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             "--results-md",
             args.results_md,
             *(["--device", args.device] if args.device else []),
+            *(["--missing", args.missing] if args.missing else []),
             *args.overrides,
         ]
         block = results_doc.generated_block(argv, table, time.perf_counter() - started)
@@ -295,6 +327,11 @@ def add_compare_commands(sub: Any) -> None:
     cmp.add_argument("--quiet", action="store_true")
     cmp.add_argument(
         "--results-md", help="also write the table, command, machine and date into this markdown file"
+    )
+    cmp.add_argument(
+        "--missing",
+        help="test-time missing-modality settings, each a column: 'tabular=1.0,image=1.0' is two settings "
+        "(each modality absent in turn); 'tabular=0.3' removes 30%% of tabular columns per sample",
     )
     cmp.add_argument("overrides", nargs="*", help="KEY=VALUE applied to every run")
     from mmbalance.cli import add_data_options

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -234,3 +235,23 @@ def test_tables_without_probes_keep_their_columns() -> None:
     assert (
         head == "| dataset | method | seeds | test acc % | macro-F1 % | MAP % | a acc % | b acc % | train s |"
     )
+
+
+def test_compare_missing_adds_a_column_per_setting_and_caches_it(
+    copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = mtimes(copy)
+    assert (
+        compare(copy, "--quiet", "--missing", "a=1.0,b=1.0") == 0
+    )  # finished runs: evaluated, not retrained
+    table = capsys.readouterr().out
+    assert "missing:a=1 acc %" in table and "missing:b=1 acc %" in table
+    rows = {r["method"]: r for r in read_csv(copy / "results.csv")}
+    assert rows["joint"]["test_missing:a=1_acc"] and rows["joint"]["test_missing:b=1_acc"]
+    assert rows["unimodal-a"]["test_missing:a=1_acc"] == ""  # its only modality: nothing left to evaluate
+    assert mtimes(copy) == before
+    joint = copy / "runs" / "synthetic" / "joint" / "seed0"
+    cached = json.loads((joint / "missing.json").read_text())
+    assert set(cached) == {"a=1", "b=1"}
+    assert main(["evaluate", str(joint), "--missing", "a=1"]) == 0
+    assert json.loads(capsys.readouterr().out)["test"] == cached["a=1"]  # the same as evaluate --missing
