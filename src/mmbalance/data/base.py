@@ -92,8 +92,8 @@ class MultimodalDataset:
         """Standardise the listed modalities in place with the mean and std of the training rows; keep the
         training mean of every other feature-vector modality (the value a missing feature is imputed with)."""
         for m, x in self.inputs.items():
-            if m not in self.standardize and x.dim() == 2:
-                self.means_[m] = x[train_index].mean(0)
+            if m not in self.standardize and x.dim() in (2, 4) and x.is_floating_point():
+                self.means_[m] = x[train_index].mean(0)  # vectors, images: the imputed value of a missing one
         for m in self.standardize:
             x = self.inputs[m]
             mean = x[train_index].mean(0)
@@ -122,7 +122,9 @@ class MultimodalDataset:
         self.means_ = {m: torch.tensor(v) for m, v in state.get("means", {}).items()}
 
     def with_missing(self, spec: dict[str, float], seed: int) -> MultimodalDataset:
-        """A copy in which modality ``m`` is absent in every row (``spec[m] == 1``) or, for a feature vector,
+        """A copy in which modality ``m`` is absent in every row (``spec[m] == 1``: its input is the training
+        mean input, the zero vector once standardised, an empty sequence for sequences) or, for a feature
+        vector,
         has a fraction ``spec[m]`` of its features missing at random in each row, imputed with the training
         mean (0 once standardised; the raw training mean is used for a modality that is not standardised).
         The random choice is a pure function of ``seed``."""
@@ -131,8 +133,9 @@ class MultimodalDataset:
         inputs, present = dict(self.inputs), dict(self.present)
         for m, frac in spec.items():
             x = inputs[m]
-            if frac >= 1.0:
-                inputs[m] = torch.zeros_like(x)
+            if frac >= 1.0:  # the training mean input (0 once standardised; zeros for sequences: all masked)
+                fill = self.means_[m].to(x) if m in self.means_ else torch.zeros_like(x[0])
+                inputs[m] = fill.expand_as(x).clone()
                 present[m] = torch.zeros(len(self), dtype=torch.bool, device=x.device)
                 continue
             if x.dim() != 2:
