@@ -144,7 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     from mmbalance.config import DEFAULTS
 
     train = sub.add_parser("train", help="train one run and write its run directory")
-    train.add_argument("--config", help="YAML file with config sections (dataset, strategy, model, ...)")
+    train.add_argument(
+        "--config",
+        "--recipe",
+        help="YAML file with config sections (dataset, strategy, model, ...), e.g. recipes/cremad/igm.yaml; "
+        "later options and KEY=VALUE overrides win over it",
+    )
     train.add_argument("--dataset", help=f"a registered dataset (default: {DEFAULTS['dataset']['name']})")
     train.add_argument(
         "--method",
@@ -192,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     from mmbalance.compare import add_compare_commands
 
     add_compare_commands(sub)
+    from mmbalance.prepare import add_prepare_command
+
+    add_prepare_command(sub)
     return parser
 
 

@@ -4,6 +4,7 @@ from mmbalance.data import avdigits as _avdigits  # noqa: F401  (registers)
 from mmbalance.data import htad as _htad  # noqa: F401  (registers)
 from mmbalance.data import manifest as _manifest  # noqa: F401  (registers)
 from mmbalance.data import mfeat as _mfeat  # noqa: F401  (registers)
+from mmbalance.data import papers as _papers  # noqa: F401  (registers)
 from mmbalance.data import synthetic as _synthetic  # noqa: F401  (registers)
 from mmbalance.data.base import MultimodalDataset, stratified_split
 from mmbalance.data.loader import BatchLoader, SeededBatchSampler, collate
