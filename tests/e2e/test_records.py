@@ -1,5 +1,6 @@
 """Strategy records in the run directory: IGM's and MLA's ``spectra.csv`` (and ``spectra.png``), the same
-after a kill and a resume; any strategy's tables; bad record names are one line."""
+after a kill and a resume; any strategy's tables; bad record names and IGM's ``gm_modalities`` errors are
+one line."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from mmbalance import config
+from mmbalance.cli import main
 from mmbalance.errors import ConfigError
 from mmbalance.experiment import train_run
 from mmbalance.strategies.joint import Joint
@@ -93,3 +95,14 @@ def test_any_strategy_can_write_tables(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="strategy record 'history'; expected an identifier other than"):
         write_records(tmp_path, Clobbers())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.csv"]
+
+
+def test_unknown_gm_modalities_are_one_line_and_write_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "r"
+    args = ["train", "--dataset", "synthetic", "--method", "igm", "--out", str(out), "--quiet"]
+    assert main([*args, *TINY[1:], "strategy__gm_modalities=[a,c]"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "gm_modalities names 'c'; expected modalities of the model: a, b" in err[0]
+    assert not out.exists()

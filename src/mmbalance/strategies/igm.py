@@ -63,7 +63,9 @@ class IGM(Strategy):
     loader, and the optimizer is re-created; the learning-rate schedule carries on over the stages
     (``lr_schedule="run"``) or restarts with each (``"stage"``, as released). ``schedule="batch"``
     alternates every mini-batch and rebuilds every modality's projectors (from the modality before it in
-    the cycle) at each epoch start after the first, with no reload.
+    the cycle) at each epoch start after the first, with no reload. ``gm_modalities`` lists the modalities
+    whose gradients are modified (``None``: all; ``[]``: none, the paper's "w/o GM" ablations); the others
+    get no projector and train on their raw gradients.
 
     Every projector built is recorded (``spectra_``, in the state): the eigenvalues of its source statistic
     and its shrink factors, per stage (or epoch) and layer; :meth:`records` gives them as ``spectra``.
@@ -101,6 +103,7 @@ class IGM(Strategy):
         lr_schedule: str = "run",
         project_layers: str = "head",
         cov_mode: str = "batch_mean",
+        gm_modalities: Sequence[str] | None = None,
     ) -> None:
         self.schedule, self.epoch_list, self.stage_epochs = schedule, epoch_list, stage_epochs
         self.head_hidden, self.temperature, self.flat_ratio = head_hidden, temperature, flat_ratio
@@ -108,6 +111,7 @@ class IGM(Strategy):
         self.reload, self.select_metric, self.reset_optimizer = reload, select_metric, reset_optimizer
         self.lr_schedule = lr_schedule
         self.project_layers, self.cov_mode = project_layers, cov_mode
+        self.gm_modalities = gm_modalities
 
     def head_config(self) -> dict[str, Any]:
         return {"name": "sum", "hidden": list(self.head_hidden)}
@@ -137,6 +141,17 @@ class IGM(Strategy):
 
     def validate(self, modalities: Sequence[str]) -> None:
         self._validate()
+        gm = self.gm_modalities
+        if gm is None:
+            return
+        if isinstance(gm, str) or not isinstance(gm, Sequence):
+            raise ConfigError(f"igm gm_modalities={gm!r}; expected a list of modality names, or null for all")
+        unknown = [m for m in gm if m not in modalities]
+        if unknown:
+            raise ConfigError(
+                f"igm gm_modalities names {', '.join(map(repr, unknown))}; "
+                f"expected modalities of the model: {', '.join(modalities)}"
+            )
 
     def setup(
         self, model: MultimodalModel, optimizer: Optimizer, make_optimizer: Callable[[], Optimizer]
@@ -152,6 +167,7 @@ class IGM(Strategy):
         self.step_: int = 0
         self.projectors_: dict[str, dict[int, Tensor]] = {}
         self.spectra_: list[dict[str, Any]] = []  # one entry per projector factor built, in order
+        self._modified = set(mods if self.gm_modalities is None else self.gm_modalities)
         self.best_state_: dict[str, Tensor] | None = None
         self.best_score_: float = float("-inf")
         self._rng = np.random.default_rng(torch.initial_seed())  # mixup draws; saved as ``rng_``
@@ -163,8 +179,11 @@ class IGM(Strategy):
     def _projectors(
         self, sources: Mapping[str, str], loader: Any, epoch: int
     ) -> dict[str, dict[int, Tensor]]:
-        """Projectors of the targets of ``sources``; their spectra are appended to ``spectra_``, labelled
-        with the stage (stage schedule) and ``epoch``."""
+        """Projectors of the targets in ``gm_modalities`` (no statistics pass when there are none); their
+        spectra are appended to ``spectra_``, labelled with the stage (stage schedule) and ``epoch``."""
+        sources = {target: src for target, src in sources.items() if target in self._modified}
+        if not sources:
+            return {}
         with_encoder = self.project_layers == "all"
         projectors, spectra = build_projectors(
             self.model, sources, loader, self.temperature, with_encoder, self.cov_mode
