@@ -2,7 +2,9 @@
 
 Run directory: ``config.yaml`` (every value the run used, see :func:`full_config`, plus a ``resolved``
 section: head, modalities, device actually used, versions), ``split.json``, ``history.csv`` (one row per
-epoch), ``best.pt`` (the best-validation model and its config), ``metrics.json`` and, while the run is in
+epoch), ``best.pt`` (the best-validation model and its config), ``metrics.json``, the strategy's records
+(``<name>.csv``, e.g. ``spectra.csv``, with ``<name>.png`` where a figure exists and matplotlib is
+installed; see :func:`write_records`) and, while the run is in
 progress, ``last.pt`` (all training state; a re-run of the same command resumes from it). Nothing is
 written before the whole run has been built and validated. Checkpoints hold tensors and plain values only
 and are loaded with ``weights_only=True`` onto the CPU first, so a run directory from elsewhere cannot
@@ -321,9 +323,32 @@ def _on_epoch(out: Path, trainer: Trainer, state: TrainState) -> None:
     tmp.replace(out / "last.pt")  # atomic: a kill never leaves a half-written checkpoint
 
 
+def write_records(out: Path, strategy: Strategy) -> list[Path]:
+    """Each non-empty table of ``strategy.records()`` as ``out/<name>.csv``, plus ``out/<name>.png`` where
+    :data:`mmbalance.plots.RECORD_FIGURES` has a figure for it and matplotlib is installed; returns the
+    files written. A name that is no identifier, or ``history``, is refused."""
+    import importlib.util
+
+    written = []
+    for name, rows in strategy.records().items():
+        if not name.isidentifier() or name == "history":
+            raise ConfigError(f"strategy record {name!r}; expected an identifier other than 'history'")
+        if not rows:
+            continue
+        write_csv(out / f"{name}.csv", rows)
+        written.append(out / f"{name}.csv")
+        from mmbalance import plots
+
+        figure = plots.RECORD_FIGURES.get(name)
+        if figure is not None and importlib.util.find_spec("matplotlib") is not None:
+            written.append(plots.save_png(figure(rows), out / f"{name}.png"))
+    return written
+
+
 def _finish(out: Path, s: Setup, state: TrainState, ld: Mapping[str, BatchLoader]) -> dict[str, Any]:
     if state.best_model is None or state.best_strategy is None:  # Trainer.fit raises before this happens
         raise ConfigError(f"{out}: no epoch had a finite validation {s.config['train']['select_metric']}")
+    write_records(out, s.strategy)  # the strategy as training left it, before the best state is loaded
     s.model.load_state_dict(state.best_model)
     s.strategy.load_state_dict(state.best_strategy)
     val = evaluate(s.model, s.strategy, ld["val"], s.device)

@@ -22,14 +22,18 @@ DASHES = ("--", ":", "-.", (0, (5, 1, 1, 1)))
 _MOD_ACC = re.compile(r"^val_(.+)_acc$")
 
 
-def _figure(ncols: int = 1, width: float = 6.4, height: float = 4.0) -> tuple[Any, Any]:
+def _blank(width: float, height: float) -> Any:
     import matplotlib
 
     if "matplotlib.pyplot" not in sys.modules:
         matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), layout="constrained")
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _figure(ncols: int = 1, width: float = 6.4, height: float = 4.0) -> tuple[Any, Any]:
+    fig = _blank(width, height)
     return fig, fig.subplots(1, ncols, squeeze=False)[0]
 
 
@@ -228,3 +232,61 @@ def to_data_uri(fig: Any, dpi: int = 110) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _label(row: Mapping[str, Any], key: str) -> str:
+    value = row.get(key)
+    return "" if value is None else str(value)
+
+
+def spectra_figure(rows: Sequence[Mapping[str, Any]], title: str = "") -> Any:
+    """Projector spectra (rows of ``spectra.csv``, as written or as read back): one column per layer
+    (and modality), the statistic's eigenvalues on a log axis on top (at most 12 decades below the largest;
+    zeros fall off) and the shrink factors below (log axis when they span more than a factor of 10),
+    against the eigenvalue's rank; one line per stage (or epoch), darker for later ones."""
+    lines: dict[tuple[str, str], dict[str, list[tuple[float, float]]]] = {}
+    for row in rows:
+        panel = (_label(row, "modality"), _label(row, "layer"))
+        stage = _label(row, "stage")
+        key = f"stage {stage}" if stage else f"epoch {_label(row, 'epoch')}"
+        point = (float(row["eigenvalue"]), float(row["shrink"]))
+        lines.setdefault(panel, {}).setdefault(key, []).append(point)
+    fig = _blank(max(4.0, 3.4 * len(lines)), 5.6)
+    axes = fig.subplots(2, max(1, len(lines)), squeeze=False)
+    for col, ((modality, layer), series) in enumerate(lines.items()):
+        _spectrum_panels(axes[0][col], axes[1][col], series)
+        axes[0][col].set_title(f"{modality}: {layer}" if modality else layer, fontsize=9)
+    if not lines:
+        _empty(axes[0][0], "no spectra")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def _spectrum_panels(top: Any, bottom: Any, series: Mapping[str, Sequence[tuple[float, float]]]) -> None:
+    import matplotlib
+
+    cmap = matplotlib.colormaps["viridis"]
+    for j, (key, points) in enumerate(series.items()):
+        color = cmap(0.85 * (1 - j / max(1, len(series) - 1)))
+        ranks = range(1, len(points) + 1)
+        top.plot(ranks, [p[0] for p in points], color=color, lw=1.2, label=key)
+        bottom.plot(ranks, [p[1] for p in points], color=color, lw=1.2, label=key)
+    positive = [p[0] for points in series.values() for p in points if p[0] > 0]
+    shrink = [p[1] for points in series.values() for p in points if p[1] > 0]
+    top.set_yscale("log")
+    if positive:
+        top.set_ylim(bottom=max(1e-12 * max(positive), 0.5 * min(positive)))
+    if shrink and max(shrink) > 10 * min(shrink):
+        bottom.set_yscale("log")
+    for ax, ylabel in ((top, "eigenvalue"), (bottom, "shrink factor")):
+        ax.grid(alpha=0.3)
+        ax.set_ylabel(ylabel, fontsize=8)
+    bottom.set_xlabel("rank", fontsize=8)
+    if len(series) <= 8:
+        bottom.legend(fontsize=7)
+
+
+RECORD_FIGURES = {"spectra": spectra_figure}
+"""Figures of strategy records (:meth:`mmbalance.strategies.Strategy.records`) by table name: the run
+directory gets ``<name>.png`` beside ``<name>.csv``."""

@@ -9,9 +9,11 @@ from __future__ import annotations
 from mmbalance.grad.flat import cosine, flatten, gradients_of, unflatten, write_grads_
 from mmbalance.grad.pareto import min_norm_weights, pareto_combine, pareto_weights, rescale_to_sum
 from mmbalance.grad.projection import (
+    FlatSpectrum,
     InputCovariance,
     OrthogonalProjector,
     flat_projector,
+    flat_spectrum,
     owm_update,
     project_right_,
 )
@@ -21,12 +23,14 @@ from mmbalance.grad.surgery import MAX_REFS, conflicts, project_to_cone
 
 __all__ = [
     "MAX_REFS",
+    "FlatSpectrum",
     "InputCovariance",
     "OrthogonalProjector",
     "clip_if_any_exceeds_",
     "conflicts",
     "cosine",
     "flat_projector",
+    "flat_spectrum",
     "flatten",
     "frozen_bn_stats",
     "gradients_of",

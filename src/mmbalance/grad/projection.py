@@ -6,6 +6,8 @@ acts on the input side: ``grad_W @ P`` (``P`` is symmetric, so ``@ P`` and ``@ P
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import Tensor
 
@@ -83,19 +85,35 @@ class OrthogonalProjector:
         self.P_ = state["P"].detach().to(device=self.P_.device, dtype=self.P_.dtype).clone()
 
 
-def flat_projector(
+class FlatSpectrum(NamedTuple):
+    """The eigen-data of a flat projector: ``P = vectors · diag(shrink) · vectorsᵀ`` (exactly ``I`` when
+    ``flat``). All tensors are in the compute dtype, on the statistic's device."""
+
+    eigenvalues: Tensor
+    """The symmetrised statistic's eigenvalues ``λ``, ascending (as ``eigh`` returns them)."""
+    shrink: Tensor
+    """``exp(-τ (λ - λmin) / (λmax - λmin))`` in ``[e^{-τ}, 1]``: what ``P`` multiplies each eigenvector by
+    (all 1 for a flat spectrum)."""
+    vectors: Tensor
+    """Orthonormal eigenvectors, one per column, in the order of ``eigenvalues``."""
+    flat: Tensor
+    """0-d bool: ``λmax - λmin ≤ eps·(|λmax| + |λmin|)``, where the projector is the identity."""
+
+    def projector(self, dtype: torch.dtype) -> Tensor:
+        """``P`` in ``dtype``: symmetrised, exactly the identity on a flat spectrum."""
+        P = (self.vectors * self.shrink) @ self.vectors.T
+        eye = torch.eye(P.shape[0], dtype=P.dtype, device=P.device)
+        return torch.where(self.flat, eye, (P + P.T) / 2).to(dtype)
+
+
+def flat_spectrum(
     cov: Tensor, temperature: float, eps: float = 1e-12, compute_dtype: torch.dtype = torch.float64
-) -> Tensor:
-    """IGM's flat projector ``V diag(exp(-τ (λ - λmin) / (λmax - λmin))) Vᵀ`` of a covariance ``[n, n]``.
+) -> FlatSpectrum:
+    """The eigen-data :func:`flat_projector` builds its projector from (see there for the arguments).
 
-    ``cov`` is symmetrised, then decomposed with ``torch.linalg.eigh`` in ``compute_dtype`` (float64 by
-    default: covariances of activations are often ill-conditioned and this runs rarely); the result has
-    ``cov``'s dtype. The top direction is damped by ``e^{-τ}``, the least-excited one is kept. When
-    ``λmax - λmin ≤ eps·(|λmax| + |λmin|)`` (a flat spectrum, e.g. ``cov = c·I`` or ``0``) the result is
-    exactly the identity. Note that ``eigh`` synchronises a CUDA device with the host.
-
-    >>> flat_projector(torch.diag(torch.tensor([4.0, 0.0])), temperature=0.6931471805599453).tolist()
-    [[0.5, 0.0], [0.0, 1.0]]
+    >>> spec = flat_spectrum(torch.diag(torch.tensor([4.0, 0.0])), temperature=0.6931471805599453)
+    >>> spec.eigenvalues.tolist(), spec.shrink.tolist()
+    ([0.0, 4.0], [1.0, 0.5])
     """
     _check_square("cov", cov)
     check_range("temperature", temperature, 0.0)
@@ -105,9 +123,25 @@ def flat_projector(
     lo, hi = lam[0], lam[-1]
     flat = (hi - lo) <= eps * (hi.abs() + lo.abs())
     scaled = torch.where(flat, torch.zeros_like(lam), (lam - lo) / torch.where(flat, 1.0, hi - lo))
-    P = (vecs * torch.exp(-temperature * scaled)) @ vecs.T
-    eye = torch.eye(cov.shape[0], dtype=compute_dtype, device=cov.device)
-    return torch.where(flat, eye, (P + P.T) / 2).to(cov.dtype)
+    return FlatSpectrum(lam, torch.exp(-temperature * scaled), vecs, flat)
+
+
+def flat_projector(
+    cov: Tensor, temperature: float, eps: float = 1e-12, compute_dtype: torch.dtype = torch.float64
+) -> Tensor:
+    """IGM's flat projector ``V diag(exp(-τ (λ - λmin) / (λmax - λmin))) Vᵀ`` of a covariance ``[n, n]``.
+
+    ``cov`` is symmetrised, then decomposed with ``torch.linalg.eigh`` in ``compute_dtype`` (float64 by
+    default: covariances of activations are often ill-conditioned and this runs rarely); the result has
+    ``cov``'s dtype. The top direction is damped by ``e^{-τ}``, the least-excited one is kept. When
+    ``λmax - λmin ≤ eps·(|λmax| + |λmin|)`` (a flat spectrum, e.g. ``cov = c·I`` or ``0``) the result is
+    exactly the identity. Note that ``eigh`` synchronises a CUDA device with the host. The eigen-data
+    behind it: :func:`flat_spectrum`.
+
+    >>> flat_projector(torch.diag(torch.tensor([4.0, 0.0])), temperature=0.6931471805599453).tolist()
+    [[0.5, 0.0], [0.0, 1.0]]
+    """
+    return flat_spectrum(cov, temperature, eps, compute_dtype).projector(cov.dtype)
 
 
 def project_right_(grad: Tensor, P: Tensor) -> None:

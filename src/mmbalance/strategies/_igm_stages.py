@@ -6,14 +6,16 @@ Pure functions of their arguments (the projector pass reads a model and a loader
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmbalance.grad import InputCovariance, flat_projector
+from mmbalance.grad import InputCovariance, flat_spectrum
 from mmbalance.models import MultimodalModel
+from mmbalance.strategies._spectra import module_names, spectrum_entry
 from mmbalance.types import Batch
 
 
@@ -124,25 +126,33 @@ def build_projectors(
     temperature: float,
     with_encoder: bool,
     mode: str = "batch_mean",
-) -> dict[str, dict[int, Tensor]]:
-    """``{target: {i: P}}``: for every target modality, a flat projector for its ``i``-th Linear layer (in
-    :func:`modality_linears` order) built from the input statistics of the source modality
+) -> tuple[dict[str, dict[int, Tensor]], list[dict[str, Any]]]:
+    """``({target: {i: P}}, spectra)``: for every target modality, a flat projector for its ``i``-th Linear
+    layer (in :func:`modality_linears` order) built from the input statistics of the source modality
     ``sources[target]``. A layer is matched to every source layer with the same weight shape (the
     released rule); several matches give the product of their projectors; unmatched layers get none.
+
+    ``spectra`` holds one :func:`~mmbalance.strategies._spectra.spectrum_entry` per target layer and
+    matched source layer: the eigenvalues of the source statistic and the shrink factors of its projector,
+    labelled ``modality`` (the target), ``layer`` (the target layer) and ``source`` (the source layer).
     """
     pairs: dict[str, dict[int, list[nn.Linear]]] = {}
+    targets: dict[str, list[nn.Linear]] = {}
     needed: dict[str, list[nn.Linear]] = {}
     for target, source in sources.items():
         src = modality_linears(model, source, with_encoder)
-        tgt = modality_linears(model, target, with_encoder)
+        tgt = targets[target] = modality_linears(model, target, with_encoder)
         matches = {i: [s for s in src if s.weight.shape == t.weight.shape] for i, t in enumerate(tgt)}
         pairs[target] = {i: ms for i, ms in matches.items() if ms}
         used = {id(s) for ms in pairs[target].values() for s in ms}
         needed.setdefault(source, [])
         needed[source] += [s for s in src if id(s) in used and s not in needed[source]]
     covs = input_covariances(model, {s: ls for s, ls in needed.items() if ls}, loader, mode)
-    flat = {layer: flat_projector(cov, temperature) for layer, cov in covs.items()}
+    spectra = {layer: flat_spectrum(cov, temperature) for layer, cov in covs.items()}
+    flat = {layer: spec.projector(covs[layer].dtype) for layer, spec in spectra.items()}
+    names = module_names(model)
     result: dict[str, dict[int, Tensor]] = {}
+    records: list[dict[str, Any]] = []
     for target, matched in pairs.items():
         result[target] = {}
         for i, layers in matched.items():
@@ -150,4 +160,7 @@ def build_projectors(
             for extra in layers[1:]:
                 P = P @ flat[extra]
             result[target][i] = P
-    return result
+            for s in layers:
+                labels = {"modality": target, "layer": names[id(targets[target][i])], "source": names[id(s)]}
+                records.append(spectrum_entry(spectra[s].eigenvalues, spectra[s].shrink, **labels))
+    return result, records

@@ -9,7 +9,13 @@ Two override depths:
 
 Optional hooks: :meth:`validate`, :meth:`setup`, :meth:`on_epoch_start`, :meth:`on_epoch_end`,
 :meth:`predict` (test-time fusion), :meth:`state_dict`/:meth:`load_state_dict` (learned state, attributes
-ending in ``_``).
+ending in ``_``), :meth:`records` (tables for the run directory).
+
+Records: ``records()`` returns ``{name: rows}`` (rows are dicts of plain values); at the end of a run the
+run directory receives each non-empty table as ``<name>.csv`` (IGM and MLA write ``spectra``, their
+projectors' eigenvalues and shrink factors). They are computed from the strategy's state as training
+left it, so whatever they need that accumulates during training is learned state (in
+:meth:`state_dict`): a killed and resumed run writes the same tables.
 Constructors take keyword hyperparameters with defaults and store them unchanged; the trainer never asks
 a strategy its name. ``head`` chooses the fusion head the model is built with; :meth:`modalities` may
 restrict which of the dataset's modalities the model gets. A strategy may replace ``self.optimizer``
@@ -117,6 +123,11 @@ class Strategy:
     def predict(self, out: ModelOutput) -> Tensor:
         """Fused class scores as logits (``softmax`` of them gives the probabilities)."""
         return out.logits
+
+    # -- records ------------------------------------------------------------------------------------
+    def records(self) -> dict[str, list[dict[str, Any]]]:
+        """Tables for the run directory, ``{name: rows}`` (none by default); see the module docstring."""
+        return {}
 
     # -- state --------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

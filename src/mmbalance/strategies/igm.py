@@ -30,6 +30,7 @@ from mmbalance.strategies._igm_stages import (
     modality_linears,
     stage_index,
 )
+from mmbalance.strategies._spectra import spectrum_rows
 from mmbalance.strategies.base import Strategy
 from mmbalance.strategies.registry import STRATEGIES
 from mmbalance.types import Batch, ModelOutput, StepResult
@@ -62,7 +63,12 @@ class IGM(Strategy):
     loader, and the optimizer is re-created; the learning-rate schedule carries on over the stages
     (``lr_schedule="run"``) or restarts with each (``"stage"``, as released). ``schedule="batch"``
     alternates every mini-batch and rebuilds every modality's projectors (from the modality before it in
-    the cycle) at each epoch start after the first, with no reload.
+    the cycle) at each epoch start after the first, with no reload. ``gm_modalities`` lists the modalities
+    whose gradients are modified (``None``: all; ``[]``: none, the paper's "w/o GM" ablations); the others
+    get no projector and train on their raw gradients.
+
+    Every projector built is recorded (``spectra_``, in the state): the eigenvalues of its source statistic
+    and its shrink factors, per stage (or epoch) and layer; :meth:`records` gives them as ``spectra``.
 
     Differences from the released code (njustkmg/IJCAI25-IGM; see docs/methods/igm.md):
     ``sam_mode="paper"`` is real two-pass SAM with a global norm and exact restoration, where the code
@@ -97,6 +103,7 @@ class IGM(Strategy):
         lr_schedule: str = "run",
         project_layers: str = "head",
         cov_mode: str = "batch_mean",
+        gm_modalities: Sequence[str] | None = None,
     ) -> None:
         self.schedule, self.epoch_list, self.stage_epochs = schedule, epoch_list, stage_epochs
         self.head_hidden, self.temperature, self.flat_ratio = head_hidden, temperature, flat_ratio
@@ -104,6 +111,7 @@ class IGM(Strategy):
         self.reload, self.select_metric, self.reset_optimizer = reload, select_metric, reset_optimizer
         self.lr_schedule = lr_schedule
         self.project_layers, self.cov_mode = project_layers, cov_mode
+        self.gm_modalities = gm_modalities
 
     def head_config(self) -> dict[str, Any]:
         return {"name": "sum", "hidden": list(self.head_hidden)}
@@ -133,6 +141,17 @@ class IGM(Strategy):
 
     def validate(self, modalities: Sequence[str]) -> None:
         self._validate()
+        gm = self.gm_modalities
+        if gm is None:
+            return
+        if isinstance(gm, str) or not isinstance(gm, Sequence):
+            raise ConfigError(f"igm gm_modalities={gm!r}; expected a list of modality names, or null for all")
+        unknown = [m for m in gm if m not in modalities]
+        if unknown:
+            raise ConfigError(
+                f"igm gm_modalities names {', '.join(map(repr, unknown))}; "
+                f"expected modalities of the model: {', '.join(modalities)}"
+            )
 
     def setup(
         self, model: MultimodalModel, optimizer: Optimizer, make_optimizer: Callable[[], Optimizer]
@@ -147,6 +166,8 @@ class IGM(Strategy):
         self.stage_: int = -1
         self.step_: int = 0
         self.projectors_: dict[str, dict[int, Tensor]] = {}
+        self.spectra_: list[dict[str, Any]] = []  # one entry per projector factor built, in order
+        self._modified = set(mods if self.gm_modalities is None else self.gm_modalities)
         self.best_state_: dict[str, Tensor] | None = None
         self.best_score_: float = float("-inf")
         self._rng = np.random.default_rng(torch.initial_seed())  # mixup draws; saved as ``rng_``
@@ -155,9 +176,21 @@ class IGM(Strategy):
         mods = self.model.modalities
         return mods[stage % len(mods)]
 
-    def _projectors(self, sources: Mapping[str, str], loader: Any) -> dict[str, dict[int, Tensor]]:
+    def _projectors(
+        self, sources: Mapping[str, str], loader: Any, epoch: int
+    ) -> dict[str, dict[int, Tensor]]:
+        """Projectors of the targets in ``gm_modalities`` (no statistics pass when there are none); their
+        spectra are appended to ``spectra_``, labelled with the stage (stage schedule) and ``epoch``."""
+        sources = {target: src for target, src in sources.items() if target in self._modified}
+        if not sources:
+            return {}
         with_encoder = self.project_layers == "all"
-        return build_projectors(self.model, sources, loader, self.temperature, with_encoder, self.cov_mode)
+        projectors, spectra = build_projectors(
+            self.model, sources, loader, self.temperature, with_encoder, self.cov_mode
+        )
+        stage = self.stage_ if self.schedule == "stages" else None
+        self.spectra_ += [{**entry, "stage": stage, "epoch": epoch} for entry in spectra]
+        return projectors
 
     def on_epoch_start(self, epoch: int, train_loader: Any) -> None:
         """Batch schedule: rebuild the projectors (from epoch 1 on). Stage schedule: on a stage change,
@@ -167,7 +200,7 @@ class IGM(Strategy):
         if self.schedule == "batch":
             if epoch > 0:
                 previous = {m: mods[(i - 1) % len(mods)] for i, m in enumerate(mods)}
-                self.projectors_ = self._projectors(previous, train_loader)
+                self.projectors_ = self._projectors(previous, train_loader, epoch)
             return
         stage = stage_index(epoch, self.epoch_list, self.stage_epochs)
         if stage == self.stage_:
@@ -178,7 +211,7 @@ class IGM(Strategy):
         previous, self.stage_, self.active_ = self.active_, stage, self._stage_modality(stage)
         if self.reload == "best" and self.best_state_ is not None:
             self.model.load_state_dict(self.best_state_)
-        self.projectors_ = self._projectors({self.active_: previous}, train_loader)
+        self.projectors_ = self._projectors({self.active_: previous}, train_loader, epoch)
         if self.reset_optimizer:
             self.optimizer = self.make_optimizer()
 
@@ -266,14 +299,21 @@ class IGM(Strategy):
         logp = logp + present.log().unsqueeze(-1)  # log 0 = -inf: an absent modality adds nothing
         return torch.logsumexp(logp, dim=0) - present.sum(0).log().unsqueeze(-1)
 
-    # -- state --------------------------------------------------------------------------------------
+    # -- records and state --------------------------------------------------------------------------
+    def records(self) -> dict[str, list[dict[str, Any]]]:
+        """``spectra``: one row per eigenvalue of every projector built so far (see ``_spectra``)."""
+        return {"spectra": spectrum_rows(self.name, self.spectra_)}
+
     def state_dict(self) -> dict[str, Any]:
-        """Learned state: stage, active modality, step, projectors, best checkpoint and the mixup RNG."""
-        return {**super().state_dict(), "rng_": self._rng.bit_generator.state}
+        """Learned state: stage, active modality, step, projectors, their spectra, best checkpoint and the
+        mixup RNG."""
+        rng = self._rng.bit_generator.state
+        return {**super().state_dict(), "spectra_": list(self.spectra_), "rng_": rng}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         state = dict(state)
         rng = state.pop("rng_", None)
         super().load_state_dict(state)
+        self.spectra_ = list(self.spectra_)  # later stages append to our own list, not the caller's
         if rng is not None:
             self._rng.bit_generator.state = rng

@@ -11,6 +11,7 @@ from torch import Tensor
 from mmbalance.errors import ConfigError, check_choice, check_range
 from mmbalance.grad import OrthogonalProjector
 from mmbalance.models import presence_weights
+from mmbalance.strategies._spectra import module_names, spectrum_entry, spectrum_rows
 from mmbalance.strategies.alternating import Alternating
 from mmbalance.strategies.registry import STRATEGIES
 from mmbalance.types import Batch, ModelOutput
@@ -49,6 +50,11 @@ class MLA(Alternating):
     describes. The bias is not projected. Test-time fusion: ``fusion="entropy"`` weights each modality's
     logits per sample by its certainty; ``"fixed"`` uses ``fusion_weights`` (equal by default).
 
+    At the end of every epoch the spectrum of ``P`` is recorded (``spectra_``, in the state; not with
+    ``projection="none"``): ``P`` is symmetric positive semi-definite with eigenvalues in ``[0, 1]``, and
+    ``G Pᵀ`` multiplies each of its eigenvectors by its eigenvalue, so the eigenvalue is also the shrink
+    factor. :meth:`records` gives them as ``spectra``.
+
     Deviations from the released code: its projection never runs (a parameter-name filter that matches
     nothing) — that behaviour is ``projection="none"``, plain alternation; the projector's size follows the
     head instead of a hard-coded 512; entropy gating is per sample, where the released code computes one
@@ -85,6 +91,8 @@ class MLA(Alternating):
         weight = model.head.fc.weight
         self.projector_ = OrthogonalProjector(weight.shape[1], self.normalize, device=weight.device)
         self.updates_, self.batch_, self.per_epoch_ = 0, 0, 1
+        self.spectra_: list[dict[str, Any]] = []
+        self._layer = module_names(model)[id(model.head.fc)]
 
     def on_epoch_start(self, epoch: int, train_loader: Any) -> None:
         self.batch_, self.per_epoch_ = 0, max(1, len(train_loader))
@@ -105,6 +113,19 @@ class MLA(Alternating):
         grad.copy_(self.projector_.project(grad))
         return {"projection_shrink": grad.norm() / raw.clamp_min(1e-12)}
 
+    def on_epoch_end(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        """Record the spectrum of ``P`` as the epoch's updates left it (float64 ``eigvalsh``, clamped to
+        ``[0, 1]``: values outside are float32 round-off)."""
+        if self.projection == "none":
+            return
+        P = self.projector_.P_.double()
+        lam = torch.linalg.eigvalsh((P + P.T) / 2).clamp(0.0, 1.0)
+        self.spectra_.append(spectrum_entry(lam, lam, epoch=epoch, layer=self._layer, source=self._layer))
+
+    def records(self) -> dict[str, list[dict[str, Any]]]:
+        """``spectra``: one row per eigenvalue of ``P`` at the end of every epoch so far."""
+        return {"spectra": spectrum_rows(self.name, self.spectra_)}
+
     def predict(self, out: ModelOutput) -> Tensor:
         """Weighted mean of the modalities' logits (entropy gate or fixed weights) over the modalities each
         row has."""
@@ -120,9 +141,10 @@ class MLA(Alternating):
 
     def state_dict(self) -> dict[str, Any]:
         counters = {k: getattr(self, k) for k in ("updates_", "batch_", "per_epoch_", "diag_calls_")}
-        return {"projector_": self.projector_.state_dict(), **counters}
+        return {"projector_": self.projector_.state_dict(), "spectra_": list(self.spectra_), **counters}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.projector_.load_state_dict(state["projector_"])
+        self.spectra_ = list(state.get("spectra_", []))  # absent from checkpoints of earlier versions
         for k in ("updates_", "batch_", "per_epoch_", "diag_calls_"):
             setattr(self, k, int(state[k]))
