@@ -339,9 +339,10 @@ def _probe(s: Setup, ld: Mapping[str, BatchLoader]) -> dict[str, Any]:
     return linear_probe(s.model, train, {"val": ld["val"], "test": ld["test"]}, s.device)
 
 
-def evaluate_run(run_dir: str | Path, device: str | None = None) -> dict[str, Any]:
-    """Re-evaluate a finished run from ``best.pt`` and its saved split (val and test), on ``device`` (the
-    run's configured device when ``None``)."""
+def load_run(run_dir: str | Path, device: str | None = None) -> Setup:
+    """The setup of a finished run with its best checkpoint loaded: the model (on ``device``, the run's
+    configured device when ``None``) and the strategy hold their state at the best epoch, the dataset is
+    standardised and split as in training (from ``split.json``)."""
     run_dir = Path(run_dir)
     if not (run_dir / "best.pt").exists():
         raise ConfigError(f"{run_dir} has no best.pt; expected the directory of a finished `mmbalance train`")
@@ -353,5 +354,12 @@ def evaluate_run(run_dir: str | Path, device: str | None = None) -> dict[str, An
     make_trainer(s)  # moves the model to the device and sets the strategy up, as in training
     s.model.load_state_dict(ckpt["model"])
     s.strategy.load_state_dict(ckpt["strategy"])
+    return s
+
+
+def evaluate_run(run_dir: str | Path, device: str | None = None) -> dict[str, Any]:
+    """Re-evaluate a finished run from ``best.pt`` and its saved split (val and test), on ``device`` (the
+    run's configured device when ``None``)."""
+    s = load_run(run_dir, device)
     ld = loaders(s)
     return {k: evaluate(s.model, s.strategy, ld[k], s.device) for k in ("val", "test")}
