@@ -1,4 +1,4 @@
-"""``mmbalance landscape`` end to end on a tiny synthetic run."""
+"""``mmbalance landscape`` and ``compare --sharpness`` end to end on tiny synthetic runs."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import csv
 import json
 import math
 import shutil
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
 
+from mmbalance.analysis.landscape_run import read_sharpness
+from mmbalance.analysis.sharpness import SharpnessSettings
 from mmbalance.cli import main
 
 TINY = ["dataset__n_samples=120", "data__batch_size=16", "model__feature_dim=8", "train__device=cpu"]
@@ -70,3 +73,27 @@ def test_landscape_out_option_and_errors(
     assert "points=4" in capsys.readouterr().err
     assert main(["landscape", str(tmp_path), "--points", "3"]) == 2
     assert "has no best.pt" in capsys.readouterr().err
+
+
+def test_compare_with_sharpness_adds_columns_and_reuses_them(
+    tmp_path: Path, check_html: Callable[[str, Iterable[str]], None]
+) -> None:
+    pytest.importorskip("matplotlib")
+    root = tmp_path / "report"
+    args = ["compare", "--datasets", "synthetic", "--methods", "joint", "--seeds", "2", "--epochs", "1"]
+    assert main([*args, "--out", str(root), "--sharpness", "--quiet", *TINY]) == 0
+    results = read_csv(root / "results.csv")
+    assert all(float(r["hessian_max_eig"]) > 0 and float(r["rho_sharpness"]) >= 0 for r in results)
+    (summary,) = read_csv(root / "summary.csv")
+    values = [float(r["hessian_max_eig"]) for r in results]
+    assert float(summary["hessian_max_eig_mean"]) == pytest.approx(sum(values) / 2)
+    assert float(summary["rho_sharpness_std"]) >= 0
+    assert "| λ_max | ρ-sharpness |" in (root / "summary.md").read_text()
+    check_html((root / "report.html").read_text(), ["<th>λ_max</th>", "<th>ρ-sharpness</th>"])
+    saved = root / "runs" / "synthetic" / "joint" / "seed0" / "landscape" / "sharpness.json"
+    assert read_sharpness(saved.parent.parent, SharpnessSettings()) is not None
+    assert read_sharpness(saved.parent.parent, SharpnessSettings(rho=0.1)) is None
+    before = saved.stat().st_mtime_ns
+    assert main([*args, "--out", str(root), "--sharpness", "--quiet", *TINY]) == 0
+    assert saved.stat().st_mtime_ns == before  # read back, not measured again
+    assert read_csv(root / "results.csv") == results
