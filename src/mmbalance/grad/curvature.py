@@ -136,7 +136,8 @@ def worst_increase_in_ball(
     Each step moves ``ε`` by ``radius`` along the normalised gradient at ``params + ε`` (the first step is
     SAM's ``ε = radius·g/‖g‖``) and projects it back onto the ball; where the gradient is zero (at a
     stationary point) the step takes a Gaussian direction drawn with ``generator`` instead. The best point
-    visited is kept, the centre included, so ``increase >= 0`` and ``step_norm <= radius`` always.
+    visited is kept, the centre included, so ``increase >= 0`` and ``step_norm <= radius`` always (``ε`` is
+    kept in float64 and rounded to the parameters' dtype when applied).
     ``params`` hold their original values again on return, also when an objective raises.
     """
     check_range("radius", radius, 0.0)
@@ -145,12 +146,12 @@ def worst_increase_in_ball(
     params = list(params)
     saved = [p.detach().clone() for p in params]
     base, grad = loss_and_gradient(objective, params)
-    best, best_norm, eps = base, 0.0, torch.zeros_like(grad)
+    best, best_norm, eps = base, 0.0, torch.zeros_like(grad, dtype=torch.float64)  # ε in float64
     try:
         for _ in range(steps if radius > 0 else 0):
             if float(grad.norm()) == 0.0:
                 grad = torch.randn(grad.numel(), generator=generator, dtype=torch.float64).to(grad)
-            eps = eps + radius * grad / grad.norm()
+            eps = eps + radius * grad.double() / grad.double().norm()
             norm = float(eps.norm())
             if norm > radius:
                 eps = eps * (radius / norm)
