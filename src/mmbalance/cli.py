@@ -1,5 +1,5 @@
-"""The ``mmbalance`` command: ``train``, ``evaluate``, ``predict``, ``list``, ``compare``, ``sweep``,
-``plot``."""
+"""The ``mmbalance`` command: ``train``, ``evaluate``, ``predict``, ``landscape``, ``list``, ``compare``,
+``sweep``, ``plot``, ``prepare``."""
 
 from __future__ import annotations
 
@@ -121,6 +121,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_landscape(args: argparse.Namespace) -> int:
+    from mmbalance.analysis.landscape_run import landscape_run
+    from mmbalance.analysis.sharpness import SharpnessSettings
+
+    settings = SharpnessSettings(samples=args.samples, seed=args.seed, rho=args.rho)
+    log = make_logger(args.quiet)
+    result = landscape_run(args.run_dir, args.out, args.points, args.span, settings, args.device, log)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from mmbalance.catalog import catalog, format_catalog
 
@@ -190,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--device", help="auto, cpu, cuda, ... (default: the device the run was configured with)")
     pr.set_defaults(func=cmd_predict)
 
+    _add_landscape(sub)
+
     ls = sub.add_parser("list", help="datasets, methods, encoders and heads with their hyperparameters")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_list)
@@ -201,6 +214,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_prepare_command(sub)
     return parser
+
+
+def _add_landscape(sub: Any) -> None:
+    from mmbalance.analysis.sharpness import SharpnessSettings
+
+    d = SharpnessSettings()
+    la = sub.add_parser(
+        "landscape", help="loss landscape (1-D, 2-D) and sharpness of a finished run directory's best.pt"
+    )
+    la.add_argument("run_dir")
+    la.add_argument("--out", help="output folder (default RUN_DIR/landscape)")
+    la.add_argument("--points", type=int, default=21, help="grid points per axis, odd (default: 21)")
+    la.add_argument("--span", type=float, default=1.0, help="the grid covers [-span, span] (default: 1.0)")
+    la.add_argument(
+        "--samples", type=int, default=d.samples, help=f"training rows used (default: {d.samples})"
+    )
+    la.add_argument(
+        "--seed", type=int, default=d.seed, help="seeds rows, directions, iterations (default: 0)"
+    )
+    la.add_argument("--rho", type=float, default=d.rho, help=f"absolute L2 radius (default: {d.rho})")
+    la.add_argument("--device", help="auto, cpu, cuda, ... (default: the device the run was configured with)")
+    la.add_argument("--quiet", action="store_true", help="no progress messages")
+    la.set_defaults(func=cmd_landscape)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

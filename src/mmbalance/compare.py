@@ -168,7 +168,49 @@ def result_row(spec: RunSpec, m: dict[str, Any], out: Path | None = None) -> dic
     return row
 
 
-SUMMARY_FIELDS = ("test_acc", "test_macro_f1", "test_map", "train_seconds")
+SUMMARY_FIELDS = (
+    "test_acc",
+    "test_macro_f1",
+    "test_map",
+    "train_seconds",
+    "hessian_max_eig",
+    "rho_sharpness",
+)
+SHARPNESS_COLUMNS = (("λ_max", "hessian_max_eig"), ("ρ-sharpness", "rho_sharpness"))
+
+
+def sharpness_note() -> str:
+    """What the sharpness columns mean, with the default settings they are measured with."""
+    from mmbalance.analysis.sharpness import SharpnessSettings
+
+    d = SharpnessSettings()
+    return (
+        f" Sharpness of the fused training loss at the best checkpoint ({d.samples} training rows, eval "
+        "mode): λ_max, the largest Hessian eigenvalue, and ρ-sharpness, the worst loss increase found within "
+        f"an L2 ball of radius {d.rho:g} around the weights (see mmbalance landscape)."
+    )
+
+
+def sharpness_columns(entries: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """``(header, key)`` of the sharpness columns (``compare --sharpness``) that some summary entry has."""
+    entries = list(entries)
+    return [
+        (h, k) for h, k in SHARPNESS_COLUMNS if any(e.get(f"{k}_mean") not in (None, "") for e in entries)
+    ]
+
+
+def add_sharpness(
+    specs: Sequence[RunSpec], rows: Sequence[dict[str, Any]], root: Path, device: Any, log: Any
+) -> None:
+    """Add each finished run's ``hessian_max_eig`` and ``rho_sharpness`` to its row, measured with the default
+    :class:`~mmbalance.analysis.sharpness.SharpnessSettings` once per checkpoint and kept in the run
+    directory (``landscape/sharpness.json``), so a re-run reads them back."""
+    from mmbalance.analysis.landscape_run import run_sharpness
+    from mmbalance.analysis.sharpness import SharpnessSettings
+
+    for spec, row in zip(specs, rows, strict=True):
+        found = run_sharpness(spec.directory(root), SharpnessSettings(), device, log)
+        row.update({key: found[key] for _, key in SHARPNESS_COLUMNS})
 
 
 def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -218,7 +260,7 @@ def modality_columns(entries: Iterable[Mapping[str, Any]], sort: bool = False) -
 
 
 def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
-    columns = modality_columns(summary, sort=True)
+    columns, sharp = modality_columns(summary, sort=True), sharpness_columns(summary)
     head = [
         "dataset",
         "method",
@@ -227,6 +269,7 @@ def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
         "macro-F1 %",
         "MAP %",
         *[header for header, _ in columns],
+        *[header for header, _ in sharp],
         "train s",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -239,6 +282,7 @@ def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
             mean_pm(e, "test_macro_f1"),
             mean_pm(e, "test_map"),
             *[mean_pm(e, key) for _, key in columns],
+            *[mean_pm(e, key, 1.0, 3) for _, key in sharp],
             mean_pm(e, "train_seconds", 1.0, 1),
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -258,6 +302,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     specs = plan(datasets, split_top(args.methods), range(args.seeds), overrides)
     missing = [parse_missing(part) for part in split_list(args.missing or "")]
     rows = run_all(specs, root, args.epochs, make_logger(args.quiet), show_progress(args.quiet), missing)
+    if args.sharpness:
+        add_sharpness(specs, rows, root, args.device, make_logger(args.quiet))
     root.mkdir(parents=True, exist_ok=True)
     summary = summarize(rows)
     write_csv(root / "results.csv", rows)
@@ -266,7 +312,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     (root / "summary.md").write_text(
         f"# mmbalance compare\n\n{args.seeds} seed(s), {args.epochs} epochs; fused test metrics and "
         "per-modality "
-        f"test accuracy, mean ± std over seeds.\n\n{table}\n"
+        f"test accuracy, mean ± std over seeds.{sharpness_note() if args.sharpness else ''}\n\n{table}\n"
     )
     _write_report(root, rows, summary, args.quiet)
     if args.results_md:
@@ -288,6 +334,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             args.results_md,
             *(["--device", args.device] if args.device else []),
             *(["--missing", args.missing] if args.missing else []),
+            *(["--sharpness"] if args.sharpness else []),
             *args.overrides,
         ]
         block = results_doc.generated_block(argv, table, time.perf_counter() - started)
@@ -332,6 +379,11 @@ def add_compare_commands(sub: Any) -> None:
         "--missing",
         help="test-time missing-modality settings, each a column: 'tabular=1.0,image=1.0' is two settings "
         "(each modality absent in turn); 'tabular=0.3' removes 30%% of tabular columns per sample",
+    )
+    cmp.add_argument(
+        "--sharpness",
+        action="store_true",
+        help="also measure each run's λ_max and ρ-sharpness (kept in RUN/landscape/sharpness.json)",
     )
     cmp.add_argument("overrides", nargs="*", help="KEY=VALUE applied to every run")
     from mmbalance.cli import add_data_options

@@ -1,12 +1,14 @@
 """``Predictor``: train, predict and evaluate on your own tables from Python, on the same run directory
 as the command line (``fit`` is ``mmbalance train --data``; ``predict`` is ``mmbalance predict``).
 
->>> from mmbalance import Predictor                                          # doctest: +SKIP
->>> p = Predictor(label="diagnosis", method="gaal",
-...               modalities={"image": "image:photo", "tabular": "columns:age,sex,bp"})
->>> p.fit(train_df, epochs=30)
->>> p.predict(new_df); p.predict_proba(new_df); p.evaluate(test_df, missing={"tabular": 1.0})
->>> p.save("model_dir"); Predictor.load("model_dir")
+Example (docs/data.md has one that runs as written)::
+
+    from mmbalance import Predictor
+    p = Predictor(label="diagnosis", method="gaal",
+                  modalities={"image": "image:photo", "tabular": "columns:age,sex,bp"})
+    p.fit(train_df, epochs=30)
+    p.predict(new_df); p.predict_proba(new_df); p.evaluate(test_df, missing={"tabular": 1.0})
+    p.save("model_dir"); Predictor.load("model_dir")
 """
 
 from __future__ import annotations

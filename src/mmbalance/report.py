@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mmbalance import plots
-from mmbalance.compare import modality_columns
+from mmbalance.compare import modality_columns, sharpness_columns, sharpness_note
 from mmbalance.errors import ConfigError, MMBalanceError
 from mmbalance.variants import run_dir_name
 
@@ -109,8 +109,9 @@ def _cell(entry: Mapping[str, Any], key: str, scale: float = 100.0, digits: int 
 
 def summary_table(entries: Sequence[Mapping[str, Any]]) -> str:
     """An HTML table of one dataset's summary rows."""
-    columns = modality_columns(entries)
-    head = ["method", "seeds", "test acc %", "macro-F1 %", "MAP %", *[h for h, _ in columns], "train s"]
+    columns, sharp = modality_columns(entries), sharpness_columns(entries)
+    head = ["method", "seeds", "test acc %", "macro-F1 %", "MAP %", *[h for h, _ in columns + sharp]]
+    head.append("train s")
     accs = [float(e["test_acc_mean"]) if e.get("test_acc_mean") not in (None, "") else None for e in entries]
     best = max((a for a in accs if a is not None), default=None)
     body = []
@@ -123,6 +124,7 @@ def summary_table(entries: Sequence[Mapping[str, Any]]) -> str:
             _cell(e, "test_macro_f1"),
             _cell(e, "test_map"),
             *[_cell(e, key) for _, key in columns],
+            *[_cell(e, key, 1.0, 3) for _, key in sharp],
             _cell(e, "train_seconds", 1.0, 1),
         ]
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
@@ -184,7 +186,8 @@ def render(root: Path, rows: Sequence[Mapping[str, Any]], summary: Sequence[Mapp
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>mmbalance compare</title><style>{CSS}</style></head><body><main>"
         f'<h1>mmbalance compare</h1><p class="meta">{escape(meta)}</p><nav>{nav}</nav>'
-        f'<p class="note">{NOTE}</p>{"".join(sections)}'
+        f'<p class="note">{NOTE}{escape(sharpness_note()) if sharpness_columns(summary) else ""}</p>'
+        f"{''.join(sections)}"
         "<footer>Files beside this page: <code>results.csv</code> (one row per run), "
         "<code>summary.csv</code>, <code>summary.md</code>, and the run directories under "
         "<code>runs/</code>.</footer>"
