@@ -1,4 +1,4 @@
-"""The ``mmbalance`` command: ``train``, ``evaluate``, ``list``, ``compare``, ``sweep``, ``plot``."""
+"""The ``mmbalance`` command: train, evaluate, list, compare, sweep, plot and tune."""
 
 from __future__ import annotations
 
@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     from mmbalance.compare import add_compare_commands
 
     add_compare_commands(sub)
+    from mmbalance.tune import add_tune_command
+
+    add_tune_command(sub)
     return parser
 
 
