@@ -59,7 +59,8 @@ def postgres_url() -> Iterator[str]:
     data, port = root / "data", free_port()
 
     def run(*cmd: str) -> None:
-        subprocess.run(cmd, check=True, capture_output=True, cwd=root, timeout=60, **user)  # type: ignore[call-overload]
+        done = subprocess.run(cmd, capture_output=True, text=True, cwd=root, timeout=60, **user)
+        assert done.returncode == 0, f"{' '.join(cmd)} failed: {done.stderr or done.stdout}"
 
     try:
         run(str(folder / "initdb"), "-D", str(data), "-U", "mmbalance", "--auth=trust", "--no-sync")
