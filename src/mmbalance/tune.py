@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +49,10 @@ def make_spec(args: argparse.Namespace) -> TuneSpec:
     return spec
 
 
-def trial_rows(study: Any, spec: TuneSpec) -> list[dict[str, Any]]:
+def trial_rows(trials: Sequence[Any], spec: TuneSpec) -> list[dict[str, Any]]:
     """One row per trial, in trial order: number, state, value, each searched key, epochs, seconds, note."""
     rows = []
-    for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+    for t in sorted(trials, key=lambda t: t.number):
         row: dict[str, Any] = {"number": t.number, "state": t.state.name, "value": t.value}
         row.update({d.key: t.params.get(d.key) for d in spec.space})
         seconds = t.duration.total_seconds() if t.duration is not None else None
@@ -60,35 +62,41 @@ def trial_rows(study: Any, spec: TuneSpec) -> list[dict[str, Any]]:
 
 
 def write_results(study: Any, spec: TuneSpec) -> tuple[str, bool]:
-    """Write ``trials.csv`` and, once a trial is complete, ``best.yaml``; return the summary and whether
-    there is a best trial."""
+    """Write ``trials.csv`` and, once a trial is complete, ``best.yaml``, both from one snapshot of the
+    study and each replaced whole (workers that finish together never mix their files); return the summary
+    and whether there is a best trial. Re-running the command rewrites both from the whole study."""
     from optuna.trial import TrialState
 
     from mmbalance.experiment import write_csv
     from mmbalance.tune_study import counts, describe
 
-    rows = trial_rows(study, spec)
-    write_csv(spec.root / "trials.csv", rows)
-    states = [r["state"] for r in rows]
-    n = {s: states.count(s.name) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
-    running = states.count(TrialState.RUNNING.name)
-    done = sum(counts(t) for t in study.get_trials(deepcopy=False)) - running
-    complete, pruned, failed = n[TrialState.COMPLETE], n[TrialState.PRUNED], n[TrialState.FAIL]
+    trials = study.get_trials(deepcopy=False)
+    write_csv(_part(spec.root / "trials.csv"), trial_rows(trials, spec))
+    _part(spec.root / "trials.csv").replace(spec.root / "trials.csv")
+    n = {s: sum(t.state == s for t in trials) for s in TrialState}
+    running, complete = n[TrialState.RUNNING], [t for t in trials if t.state == TrialState.COMPLETE]
+    done = sum(counts(t) for t in trials) - running
     lines = [
-        f"study {study.study_name!r}: {done} of {spec.trials} trials done ({complete} complete, "
-        f"{pruned} pruned, {failed} failed), {running} running elsewhere"
+        f"study {study.study_name!r}: {done} of {spec.trials} trials done ({len(complete)} complete, "
+        f"{n[TrialState.PRUNED]} pruned, {n[TrialState.FAIL]} failed), {running} running elsewhere"
     ]
     if not complete:
         return "\n".join([*lines, "no trial is complete, so there is no best.yaml"]), False
-    best = study.best_trial
+    best = max(complete, key=lambda t: (t.value, -t.number))  # ties: the earliest trial
     path = spec.root / "best.yaml"
     note = f"# mmbalance tune, study {study.study_name!r}, best of {done}: {describe(best, spec.metric)}\n"
-    path.write_text(note + config_mod.dump(best.user_attrs["config"]))
+    _part(path).write_text(note + config_mod.dump(best.user_attrs["config"]))
+    _part(path).replace(path)
     lines += [
         f"best: {describe(best, spec.metric)}",
         f"wrote {path} (train it: mmbalance train --config {path} --out RUN) and {spec.root / 'trials.csv'}",
     ]
     return "\n".join(lines), True
+
+
+def _part(path: Path) -> Path:
+    """This process's temporary file beside ``path``."""
+    return path.with_name(f".{path.name}.{os.getpid()}")
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
