@@ -1,5 +1,5 @@
 """The ``mmbalance`` command: ``train``, ``evaluate``, ``predict``, ``landscape``, ``list``, ``compare``,
-``sweep``, ``plot``, ``prepare``."""
+``sweep``, ``plot``, ``prepare``, ``tune``."""
 
 from __future__ import annotations
 
@@ -213,6 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     from mmbalance.prepare import add_prepare_command
 
     add_prepare_command(sub)
+
+    from mmbalance.tune import add_tune_command
+
+    add_tune_command(sub)
     return parser
 
 

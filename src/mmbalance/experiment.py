@@ -238,17 +238,29 @@ def make_trainer(s: Setup, epochs: int | None = None, **options: Any) -> Trainer
 
 
 def train_run(
-    cfg: Mapping[str, Any], out: str | Path, progress: bool = False, log: Any = None
+    cfg: Mapping[str, Any],
+    out: str | Path,
+    progress: bool = False,
+    log: Any = None,
+    on_epoch: Callable[[Trainer, TrainState], None] | None = None,
 ) -> dict[str, Any]:
     """Train one run into ``out`` (resuming from ``out/last.pt`` if present) and return its metrics.
 
     A finished run with the same config is reused (its metrics are returned); a run directory that holds
-    another config is refused. The run is built and validated before anything is written.
+    another config is refused. The run is built and validated before anything is written. ``on_epoch``
+    is called after each epoch, once that epoch's checkpoint and history are saved: an exception it raises
+    (``optuna.TrialPruned``, say) stops the run and leaves ``out`` resumable at that epoch.
     """
     out = Path(out)
     cfg = config_mod.resolve(cfg)
     s = build(cfg)
-    trainer = make_trainer(s, on_epoch=lambda t, st: _on_epoch(out, t, st), progress=progress)
+
+    def epoch_done(t: Trainer, st: TrainState) -> None:
+        _on_epoch(out, t, st)
+        if on_epoch is not None:
+            on_epoch(t, st)
+
+    trainer = make_trainer(s, on_epoch=epoch_done, progress=progress)
     check_run_dir(out, s.config)
     if (out / "metrics.json").exists():  # finished with this very config: nothing to do
         if log:

@@ -212,3 +212,23 @@ def test_overrides_given_to_a_command_without_them_are_one_line(
 ) -> None:
     assert main(["evaluate", str(tmp_path), "optim__lr=0.1"]) == 2
     one_line_error(capsys, "evaluate takes no KEY=VALUE overrides (got optim__lr=0.1)")
+
+
+def test_train_run_calls_on_epoch_after_saving_the_epoch(tmp_path: Path) -> None:
+    """``on_epoch`` sees each epoch's checkpoint and history saved; what it raises stops the run, which
+    resumes from that epoch."""
+    seen: list[tuple[int, bool, int]] = []
+
+    def stop_after_two(trainer: Any, state: Any) -> None:
+        with (tmp_path / "r" / "history.csv").open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        seen.append((state.epoch, (tmp_path / "r" / "last.pt").exists(), len(rows)))
+        if state.epoch == 2:
+            raise KeyboardInterrupt
+
+    run_cfg = cfg("train__epochs=3")
+    with pytest.raises(KeyboardInterrupt):
+        train_run(run_cfg, tmp_path / "r", on_epoch=stop_after_two)
+    assert seen == [(1, True, 1), (2, True, 2)]
+    train_run(run_cfg, tmp_path / "r", on_epoch=stop_after_two)  # resumes at epoch 2 and finishes
+    assert seen[2:] == [(3, True, 3)] and (tmp_path / "r" / "metrics.json").exists()

@@ -1,0 +1,146 @@
+"""``mmbalance tune``: search config values with Optuna, one ordinary training run per trial.
+
+Layout of the tune directory: ``study.db`` (the SQLite study, unless ``--storage`` names another Optuna
+storage, which lets processes on several machines work on one study), ``trials/<number>/`` (a standard run
+directory per trial, trained with the sampled values as overrides: see :mod:`mmbalance.tune_study`), and at
+the end ``best.yaml`` (the full config of the best trial, a file ``mmbalance train --config`` accepts) and
+``trials.csv`` (one row per trial: number, state, value, the sampled values, epochs run, seconds, note).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mmbalance import config as config_mod
+from mmbalance.errors import ConfigError
+from mmbalance.tune_space import GRAMMAR, parse_space
+from mmbalance.tune_study import TuneSpec, open_study, run_study
+
+RESERVED = {
+    "dataset__name": "--dataset",
+    "strategy__name": "--method",
+    "train__epochs": "--epochs",
+    "train__seed": "--seed",
+    "train__select_metric": "--metric",
+}
+
+
+def make_spec(args: argparse.Namespace) -> TuneSpec:
+    """The spec of the command line, after checking it: the config with each end and each choice of every
+    searched key (the others at their first value) resolves and builds (dataset, strategy, model), so a
+    bad key or value fails with one line before any trial runs or anything is written."""
+    from mmbalance.experiment import check_runs
+
+    if args.trials < 1 or args.epochs < 1:
+        raise ConfigError(f"--trials={args.trials} and --epochs={args.epochs} must be positive integers")
+    space = parse_space(args.space, RESERVED)
+    base = [f"dataset__name={args.dataset}", f"strategy__name={args.method}", f"train__epochs={args.epochs}"]
+    base += [f"train__seed={args.seed}", f"train__select_metric={args.metric}"]
+    base += [f"train__device={args.device}"] if args.device else []
+    spec = TuneSpec((*base, *args.overrides), space, args.metric, args.trials, Path(args.out))
+    first = {d.key: d.values[0] for d in space}
+    examples = {json.dumps({**first, d.key: v}): {**first, d.key: v} for d in space for v in d.values}
+    check_runs([spec.config(values) for values in examples.values()])
+    return spec
+
+
+def trial_rows(trials: Sequence[Any], spec: TuneSpec) -> list[dict[str, Any]]:
+    """One row per trial, in trial order: number, state, value, each searched key, epochs, seconds, note."""
+    rows = []
+    for t in sorted(trials, key=lambda t: t.number):
+        row: dict[str, Any] = {"number": t.number, "state": t.state.name, "value": t.value}
+        row.update({d.key: t.params.get(d.key) for d in spec.space})
+        seconds = t.duration.total_seconds() if t.duration is not None else None
+        row.update(epochs=len(t.intermediate_values), seconds=seconds, note=t.user_attrs.get("error", ""))
+        rows.append(row)
+    return rows
+
+
+def write_results(study: Any, spec: TuneSpec) -> tuple[str, bool]:
+    """Write ``trials.csv`` and, once a trial is complete, ``best.yaml``, both from one snapshot of the
+    study and each replaced whole (workers that finish together never mix their files); return the summary
+    and whether there is a best trial. Re-running the command rewrites both from the whole study."""
+    from optuna.trial import TrialState
+
+    from mmbalance.experiment import write_csv
+    from mmbalance.tune_study import counts, describe
+
+    trials = study.get_trials(deepcopy=False)
+    write_csv(_part(spec.root / "trials.csv"), trial_rows(trials, spec))
+    _part(spec.root / "trials.csv").replace(spec.root / "trials.csv")
+    n = {s: sum(t.state == s for t in trials) for s in TrialState}
+    running, complete = n[TrialState.RUNNING], [t for t in trials if t.state == TrialState.COMPLETE]
+    done = sum(counts(t) for t in trials) - running
+    lines = [
+        f"study {study.study_name!r}: {done} of {spec.trials} trials done ({len(complete)} complete, "
+        f"{n[TrialState.PRUNED]} pruned, {n[TrialState.FAIL]} failed), {running} running elsewhere"
+    ]
+    if not complete:
+        return "\n".join([*lines, "no trial is complete, so there is no best.yaml"]), False
+    best = max(complete, key=lambda t: (t.value, -t.number))  # ties: the earliest trial
+    path = spec.root / "best.yaml"
+    note = f"# mmbalance tune, study {study.study_name!r}, best of {done}: {describe(best, spec.metric)}\n"
+    _part(path).write_text(note + config_mod.dump(best.user_attrs["config"]))
+    _part(path).replace(path)
+    lines += [
+        f"best: {describe(best, spec.metric)}",
+        f"wrote {path} (train it: mmbalance train --config {path} --out RUN) and {spec.root / 'trials.csv'}",
+    ]
+    return "\n".join(lines), True
+
+
+def _part(path: Path) -> Path:
+    """This process's temporary file beside ``path``."""
+    return path.with_name(f".{path.name}.{os.getpid()}")
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """Check the space, open or join the study, run trials until the budget is done, write the results."""
+    from mmbalance.cli import make_logger, show_progress
+
+    try:
+        import optuna
+    except ImportError as exc:
+        raise ConfigError(f"mmbalance tune needs Optuna ({exc}); pip install 'mmbalance[tune]'") from exc
+    spec = make_spec(args)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial comes from run_study instead
+    spec.root.mkdir(parents=True, exist_ok=True)
+    storage = args.storage or f"sqlite:///{(spec.root / 'study.db').resolve()}"
+    name = args.study or spec.root.resolve().name
+    seed = args.seed if args.sampler_seed is None else args.sampler_seed
+    study = open_study(spec, storage, name, seed)
+    run_study(study, spec, make_logger(args.quiet), show_progress(args.quiet))
+    summary, found = write_results(study, spec)
+    print(summary)
+    return 0 if found else 1
+
+
+def add_tune_command(sub: Any) -> None:
+    """Register ``mmbalance tune`` on the CLI's subparsers."""
+    from mmbalance.config import SELECT_METRICS
+
+    tu = sub.add_parser(
+        "tune", help="search config values with Optuna (resumable, several workers per study)"
+    )
+    tu.add_argument("--dataset", default="mfeat")
+    tu.add_argument("--method", default="joint", help="a registered strategy (see `mmbalance list`)")
+    tu.add_argument("--space", action="append", default=[], required=True, help=f"repeatable: {GRAMMAR}")
+    tu.add_argument("--trials", type=int, default=20, help="trials the study runs in all (default: 20)")
+    tu.add_argument("--epochs", type=int, default=30, help="epochs per trial (default: 30)")
+    tu.add_argument("--out", required=True, help="tune directory (re-running continues the study)")
+    tu.add_argument("--storage", help="an Optuna storage URL (default: sqlite:///OUT/study.db)")
+    tu.add_argument("--study", help="study name in the storage (default: the name of --out)")
+    tu.add_argument("--seed", type=int, default=0, help="training seed of every trial (default: 0)")
+    tu.add_argument(
+        "--sampler-seed", type=int, help="seed of the TPE sampler (default: --seed; give each worker its own)"
+    )
+    tu.add_argument("--metric", default="acc", choices=SELECT_METRICS, help="validation metric to maximise")
+    tu.add_argument("--device", help="auto, cpu, cuda, cuda:1, ... for every trial (default: auto)")
+    tu.add_argument("--quiet", action="store_true")
+    tu.add_argument("overrides", nargs="*", help="KEY=VALUE applied to every trial")
+    tu.set_defaults(func=cmd_tune)
