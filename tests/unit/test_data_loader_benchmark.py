@@ -13,13 +13,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_benchmark_reports_rates_and_peak_memory(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    args = ["--rows", "40", "60", "--rate-rows", "40", "--dir", str(tmp_path / "d"), "--json", str(out)]
+    args = ["--rows", "150", "200", "--rate-rows", "150", "--dir", str(tmp_path / "d"), "--json", str(out)]
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.data_loader", *args], cwd=ROOT, capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr
     got = json.loads(out.read_text())
-    assert set(got["results"]) == {"40", "60"} and got["peak_rss_ratio"] > 0
+    assert set(got["results"]) == {"150", "200"} and got["peak_rss_ratio"] > 0
     for r in got["results"].values():
         assert set(r) == {
             "loader_samples_per_s_0_workers",
@@ -28,4 +28,4 @@ def test_benchmark_reports_rates_and_peak_memory(tmp_path: Path) -> None:
             "peak_rss_mb",
         }
         assert all(v > 0 for v in r.values())
-    assert (tmp_path / "d" / "jpeg40" / "images" / "0.jpg").exists()
+    assert (tmp_path / "d" / "jpeg150" / "images" / "0.jpg").exists()
