@@ -72,14 +72,17 @@ def step_rate(path: Path, steps: int = 20) -> float:
     )
     s = build(cfg)
     make_trainer(s)
-    batches = [b for _, b in zip(range(steps + 2), loaders(s)["train"], strict=False)]
+    train, batches = loaders(s)["train"], []
+    while len(batches) < steps + 2:  # as many epochs as it takes
+        batches += list(train)
     s.model.train()
     for b in batches[:2]:
         s.strategy.training_step(b, 0)
+    timed = batches[2 : steps + 2]
     start = time.perf_counter()
-    for b in batches[2:]:
+    for b in timed:
         s.strategy.training_step(b, 0)
-    return sum(b.size for b in batches[2:]) / (time.perf_counter() - start)
+    return sum(b.size for b in timed) / (time.perf_counter() - start)
 
 
 def peak_rss_mb(path: Path, out: Path) -> float:
