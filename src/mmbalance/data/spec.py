@@ -1,7 +1,8 @@
 """The ``--modalities`` value: which columns of a manifest make which modality, read as what.
 
 ``image=image:photo,tabular=columns:age,sex,bp,text=text:notes`` is a comma-separated list in which a new
-modality starts at ``NAME=``; its kind is ``image:COL``, ``audio:COL``, ``text:COL``, ``features:COL``
+modality starts at ``NAME=``; its kind is ``image:COL``,
+``frames:COL`` (a folder of frame images), ``audio:COL``, ``text:COL``, ``features:COL``
 (one ``.npy`` path per row) or ``columns:C1,C2,...`` (the following items without ``=`` are more columns).
 The parsed form is the YAML form of the ``dataset.modalities`` option::
 
@@ -18,7 +19,7 @@ from typing import Any
 
 from mmbalance.errors import ConfigError
 
-KINDS = ("image", "audio", "text", "columns", "features")
+KINDS = ("image", "frames", "audio", "text", "columns", "features")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 

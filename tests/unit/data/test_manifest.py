@@ -206,3 +206,33 @@ def test_missing_columns_are_imputed_and_whole_modalities_absent(tmp_path: Path)
     assert gone.present["image"] is False and float(gone.inputs["image"].abs().sum()) == 0
     with pytest.raises(ConfigError, match="only a columns or features modality"):
         ds.with_missing({"image": 0.5}, seed=0)
+
+
+def _clip(folder: Path, n: int) -> None:
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    for k in range(n):
+        img = np.zeros((8, 8, 3), dtype=np.uint8)
+        img[:, :4] = 20 * k  # frame k: its left half has brightness 20k, so frames are told apart
+        Image.fromarray(img).save(folder / f"{k:03d}.png")
+
+
+def test_frames_take_segment_middles_and_augment_a_clip_alike(tmp_path: Path) -> None:
+    _clip(tmp_path / "clips" / "a", 9)
+    (tmp_path / "m.csv").write_text("label,clip\nx,clips/a\ny,\n")
+    spec = {"v": {"kind": "frames", "column": "clip", "frames": 3, "size": 8, "normalize": "none"}}
+    ds = ManifestDataset(read_table(tmp_path / "m.csv"), spec)
+    ds.fit(torch.arange(2))
+    x = ds[0].inputs["v"]
+    assert tuple(x.shape) == ds.input_shape("v") == (3, 3, 8, 8)
+    bright = (x[:, 0, 0, 0] * 255 / 20).round().tolist()
+    assert bright == [1.0, 4.0, 7.0]  # middles of the segments [0,3), [3,6), [6,9)
+    assert ds[1].present["v"] is False and float(ds[1].inputs["v"].abs().sum()) == 0
+    view = ds.train_view(seed=0)
+    for epoch in range(6):
+        clip = view[(0, epoch)].inputs["v"]
+        left = clip[:, 0, :, 0].mean(1) > clip[:, 0, :, -1].mean(1)  # per frame: is the bright half left?
+        assert bool(left.all()) or not bool(left.any())  # one flip for the whole clip
+        idx = (clip[:, 0, :, :].amax(dim=(1, 2)) * 255 / 20).round().tolist()
+        assert all(3 * s <= k < 3 * s + 3 for s, k in enumerate(idx))  # one random frame per segment

@@ -52,34 +52,42 @@ class ImageSource(Source):
     def read(
         self, row: int, train: bool = False, generator: torch.Generator | None = None
     ) -> tuple[Tensor, bool]:
-        from PIL import Image
-
         path = self.file_of(row, self.column)
         if path is None:
             return self.fill(), False
+        box = self.draw_augmentation(generator) if train and self.opts["augment"] else None
         try:
-            with Image.open(path) as im:
-                im = im.convert("RGB" if self.opts["channels"] == 3 else "L")
-                if train and self.opts["augment"]:
-                    im = self._augment(im, generator)
-                im = im.resize((self.size[1], self.size[0]), Image.BILINEAR)
-                x = torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0)
+            return self.load(path, box), True
         except (OSError, ValueError) as exc:
             raise self.unreadable(row, self.column, exc) from exc
+
+    def draw_augmentation(self, g: torch.Generator | None) -> list[float]:
+        """One augmentation (four crop draws and a flip draw in [0, 1)), applied alike to a clip's frames."""
+        return torch.rand(5, generator=g).tolist()
+
+    def load(self, path: Any, box: list[float] | None) -> Tensor:
+        """One image file as a normalised ``float32[C, H, W]``, augmented by ``box`` unless ``None``."""
+        from PIL import Image
+
+        with Image.open(path) as im:
+            im = im.convert("RGB" if self.opts["channels"] == 3 else "L")
+            if box is not None:
+                im = self._augment(im, box)
+            im = im.resize((self.size[1], self.size[0]), Image.BILINEAR)
+            x = torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0)
         x = x.permute(2, 0, 1) if x.dim() == 3 else x[None]
         if self.opts["normalize"] == "imagenet":
             mean = IMAGENET_MEAN if self.opts["channels"] == 3 else (sum(IMAGENET_MEAN) / 3,)
             std = IMAGENET_STD if self.opts["channels"] == 3 else (sum(IMAGENET_STD) / 3,)
             x = (x - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
-        return x.contiguous(), True
+        return x.contiguous()
 
-    def _augment(self, im: Any, g: torch.Generator | None) -> Any:
+    def _augment(self, im: Any, r: list[float]) -> Any:
         w, h = im.size
-        r = torch.rand(4, generator=g).tolist()
         cw, ch = max(1, round(w * (0.875 + 0.125 * r[0]))), max(1, round(h * (0.875 + 0.125 * r[1])))
         left, top = round((w - cw) * r[2]), round((h - ch) * r[3])
         im = im.crop((left, top, left + cw, top + ch))
-        if float(torch.rand(1, generator=g)) < 0.5:
+        if r[4] < 0.5:
             from PIL import Image
 
             im = im.transpose(Image.FLIP_LEFT_RIGHT)
