@@ -149,6 +149,21 @@ def build(
     return Setup(full_config(cfg, strategy, encoders), dataset, parts, strategy, model, device)
 
 
+def pretrained_encoders(s: Setup) -> dict[str, bool]:
+    """Per modality, whether its encoder started from pretrained weights (a backbone given ``weights`` or a
+    local model directory) rather than random initialisation."""
+    return {m: bool(getattr(enc, "pretrained", False)) for m, enc in s.model.encoders.items()}
+
+
+def random_backbones(s: Setup) -> list[str]:
+    """Modalities whose encoder can load pretrained weights but was given none (the run says so)."""
+    return [
+        m
+        for m, enc in s.config["model"]["encoders"].items()
+        if "weights" in ENCODERS.params(enc["name"]) and not getattr(s.model.encoders[m], "pretrained", False)
+    ]
+
+
 def resolved_facts(s: Setup) -> dict[str, Any]:
     """The derived ``resolved`` section of ``config.yaml``: what the config implies on this machine."""
     from mmbalance import __version__
@@ -158,6 +173,7 @@ def resolved_facts(s: Setup) -> dict[str, Any]:
             "head": s.strategy.head_config(),
             "modalities": s.model.modalities,
             "device": str(s.device),
+            "pretrained": pretrained_encoders(s),
             "config_hash": config_hash(s.config),
             "torch": str(torch.__version__),
             "mmbalance": __version__,
@@ -266,6 +282,11 @@ def train_run(
         if log:
             log(f"{out} is finished; its metrics are reused (use a new --out to train again)")
         return json.loads((out / "metrics.json").read_text())  # type: ignore[no-any-return]
+    if log and random_backbones(s):
+        names = ", ".join(f"{m} ({s.config['model']['encoders'][m]['name']})" for m in random_backbones(s))
+        log(
+            f"no pretrained weights for {names}: randomly initialised (give model__encoders__M__weights=PATH)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(config_mod.dump({**s.config, config_mod.DERIVED: resolved_facts(s)}))
     (out / "split.json").write_text(json.dumps({k: v.tolist() for k, v in s.split.items()}))

@@ -232,3 +232,16 @@ def test_train_run_calls_on_epoch_after_saving_the_epoch(tmp_path: Path) -> None
     assert seen == [(1, True, 1), (2, True, 2)]
     train_run(run_cfg, tmp_path / "r", on_epoch=stop_after_two)  # resumes at epoch 2 and finishes
     assert seen[2:] == [(3, True, 3)] and (tmp_path / "r" / "metrics.json").exists()
+
+
+def test_a_backbone_without_weights_is_said_in_the_log_and_the_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mmbalance.cli import main
+
+    args = ["train", "--dataset", "mfeat", "--method", "joint", "--epochs", "1", "--out", str(tmp_path / "r")]
+    over = ["model__encoders__image__name=resnet18", "data__split=[0.1, 0.1, 0.8]", "data__batch_size=50"]
+    assert main([*args, *over]) == 0
+    assert "no pretrained weights for image (resnet18)" in capsys.readouterr().err
+    resolved = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())["resolved"]
+    assert resolved["pretrained"] == {"image": False, "tabular": False}
