@@ -25,15 +25,21 @@ def presence_weights(
 ) -> Tensor | None:
     """``[M, B]`` float weights, 1 where modality ``m`` is present in row ``b`` and 0 where it is absent,
     on ``like``'s device and dtype; ``None`` when ``present`` is ``None`` (every row has every modality).
+    A row that has no modality at all gets weight 1 everywhere: it is predicted from every modality's
+    imputed input rather than from nothing.
 
     >>> presence_weights({"b": torch.tensor([True, False])}, ["a", "b"], torch.zeros(2, 3)).tolist()
     [[1.0, 1.0], [1.0, 0.0]]
+    >>> none = {"a": torch.tensor([False]), "b": torch.tensor([False])}
+    >>> presence_weights(none, ["a", "b"], torch.zeros(1)).tolist()
+    [[1.0], [1.0]]
     """
     if not present:
         return None
     rows = like.shape[0]
     ones = torch.ones(rows, dtype=like.dtype, device=like.device)
-    return torch.stack([present[m].to(like) if m in present else ones for m in modalities])
+    w = torch.stack([present[m].to(like) if m in present else ones for m in modalities])
+    return torch.where(w.sum(0, keepdim=True) > 0, w, torch.ones_like(w))  # a row with none: use all
 
 
 class Head(nn.Module):

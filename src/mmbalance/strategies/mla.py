@@ -28,7 +28,7 @@ def entropy_gated_logits(logits: Mapping[str, Tensor], present: Tensor | None = 
     """
     stacked = torch.stack(list(logits.values()))  # [M, B, C]
     logp = torch.log_softmax(stacked, dim=-1)
-    entropy = -(logp.exp() * logp).sum(-1)  # [M, B]
+    entropy = -torch.special.xlogy(logp.exp(), logp.exp()).sum(-1)  # [M, B]; 0·log 0 = 0, never NaN
     if present is not None:  # [M, B] presence weights: an absent modality gets weight 0
         absent = present == 0
         top = entropy.masked_fill(absent, float("-inf")).max(0).values

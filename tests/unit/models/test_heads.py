@@ -104,3 +104,36 @@ def test_optimizer_groups_partition_the_parameters_by_modality(head: str) -> Non
     assert len(ids) == len(set(ids)) == len(list(model.parameters()))
     names = [g["name"] for g in groups]
     assert names == (["a", "b"] if head == "sum" else ["a", "b", "shared"])
+
+
+@pytest.mark.parametrize("head", ["sum", "shared", "boost"])
+def test_fusing_heads_leave_an_absent_modality_out_per_row(head: str) -> None:
+    torch.manual_seed(0)
+    h = build_head(head, {"a": 4, "b": 4}, 3)
+    f = {"a": torch.randn(3, 4), "b": torch.randn(3, 4)}
+    present = {"b": torch.tensor([True, False, True])}
+    fused = h(f, present)
+    za, zb = h.unimodal("a", f["a"]), h.unimodal("b", f["b"])
+    if head == "sum":
+        torch.testing.assert_close(fused[1], za[1])
+        torch.testing.assert_close(fused[0], za[0] + zb[0])
+    elif head == "shared":
+        torch.testing.assert_close(fused[1], za[1])  # the mean over the one present modality
+        torch.testing.assert_close(fused[0], (za[0] + zb[0]) / 2)
+    else:
+        torch.testing.assert_close(fused[1], h.boost_rate * za[1])
+    torch.testing.assert_close(h(f, {"b": torch.ones(3, dtype=torch.bool)}), h(f))  # all present: unchanged
+
+
+def test_strategy_fusion_of_a_row_without_any_modality_stays_finite() -> None:
+    from mmbalance.strategies import build_strategy
+    from mmbalance.types import ModelOutput
+
+    z = {"a": torch.tensor([[9.0, -9.0], [0.1, 0.2]]), "b": torch.tensor([[0.0, 3.0], [1.0, 0.0]])}
+    none = {"a": torch.tensor([False, True]), "b": torch.tensor([False, False])}
+    out = ModelOutput({}, z["a"] + z["b"], z, none)
+    for method in ("mla", "igm"):
+        scores = build_strategy(method).predict(out)
+        assert scores.isfinite().all(), method
+        # row 1 has only a: its prediction is a's
+        assert scores[1].argmax() == z["a"][1].argmax()
