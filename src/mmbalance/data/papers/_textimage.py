@@ -44,7 +44,8 @@ def latin_words(text: str) -> str:
 
 @dataclass(frozen=True)
 class Row:
-    """One sample as its index file gives it: split, text, image path, label, and where it was read."""
+    """One sample as its index file gives it: split, text, image path, label, where it was read, and a
+    ``key`` unique in its file (the row's id is ``<file stem>:<key>``)."""
 
     split: str
     text: str
@@ -52,6 +53,7 @@ class Row:
     label: str
     file: Path
     line: int
+    key: int
 
 
 class IndexTable(Table):
@@ -60,7 +62,7 @@ class IndexTable(Table):
 
     def __init__(self, rows: Sequence[Row], root: Path, names: Mapping[str, str]) -> None:
         columns = {
-            "id": [f"{r.file.stem}:{r.line}" for r in rows],
+            "id": [f"{r.file.stem}:{r.key}" for r in rows],
             "text": [r.text for r in rows],
             "image": [str(r.image) for r in rows],
             "label": [r.label for r in rows],
@@ -86,7 +88,7 @@ def carve_val(rows: list[Row], fraction: float, seed: int) -> list[Row]:
     out, k = [], 0
     for r in rows:
         if r.split == "train":
-            r = Row("val", r.text, r.image, r.label, r.file, r.line) if k in val else r
+            r = Row("val", r.text, r.image, r.label, r.file, r.line, r.key) if k in val else r
             k += 1
         out.append(r)
     return out

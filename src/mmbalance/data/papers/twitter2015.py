@@ -68,7 +68,7 @@ def read_tsv(path: Path, split: str, images: Path, max_words: int) -> list[Row]:
         if not image:
             raise DataError(f"{path} line {n}, field 'ImageID' is empty; expected an image file name")
         text = clean_caption(latin_words(text), max_words)
-        rows.append(Row(split, text, images / image, label, path, n))
+        rows.append(Row(split, text, images / image, label, path, n, n))
     if not rows:
         raise DataError(f"{path} has no rows; expected one row per sample after the header")
     return rows
