@@ -94,8 +94,11 @@ def carve_val(rows: list[Row], fraction: float, seed: int) -> list[Row]:
     return out
 
 
-def require_root(name: str, root: str | None) -> Path:
-    """``root`` as an absolute directory, or a one-line error saying what it should be."""
+def require_root(name: str, root: str | None, max_words: int) -> Path:
+    """``root`` as an absolute directory, or a one-line error saying what it should be (``max_words`` is
+    checked too: a positive integer)."""
+    if isinstance(max_words, bool) or not isinstance(max_words, int) or max_words < 1:
+        raise ConfigError(f"dataset {name} max_words={max_words!r}; expected a positive integer")
     if root is None:
         raise ConfigError(
             f"dataset {name} needs root: the folder the dataset was unpacked in (dataset__root=PATH)"

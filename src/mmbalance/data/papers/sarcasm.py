@@ -93,7 +93,7 @@ def sarcasm(
     ImageNet-normalised. Without a valid file (IGM ships train and test only) a seeded (``split_seed``),
     class-stratified ``val_fraction`` of the training rows is the validation split. Every record and image
     is checked before training."""
-    base = require_root("sarcasm", root)
+    base = require_root("sarcasm", root, max_words)
     folder, images = base / annotation_dir, base / image_dir
     rows: list[Row] = []
     for split, names in FILES.items():

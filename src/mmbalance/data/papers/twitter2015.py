@@ -95,7 +95,7 @@ def twitter2015(
     ``image_size`` square, ImageNet-normalised. Without ``dev.tsv`` a seeded (``split_seed``), class-
     stratified ``val_fraction`` of the training rows is the validation split. Every line and image is
     checked before training."""
-    base = require_root("twitter2015", root)
+    base = require_root("twitter2015", root, max_words)
     tsvs, images = base / tsv_dir, base / image_dir
     rows: list[Row] = []
     for split, name in FILES.items():

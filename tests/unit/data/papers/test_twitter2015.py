@@ -112,9 +112,11 @@ def test_a_corrupt_image_names_its_tsv_line_and_the_cli_stops_with_one_line(
     assert "test.tsv does not exist" in err and "\n" not in err
 
 
-def test_root_is_required() -> None:
+def test_root_and_a_positive_max_words_are_required(root: Path) -> None:
     with pytest.raises(ConfigError, match="dataset twitter2015 needs root"):
         build_dataset("twitter2015")
+    with pytest.raises(ConfigError, match="max_words=0; expected a positive integer"):
+        build_dataset("twitter2015", root=str(root), max_words=0)
 
 
 @pytest.mark.parametrize("method", ["igm", "gaal", "mla", "joint"])
