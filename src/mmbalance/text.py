@@ -152,14 +152,20 @@ def from_local_dir(load: Callable[..., T], path: object, what: str, kind: str) -
         raise ConfigError(f"{what} path={str(path)!r} holds no {kind}: {first}") from exc
 
 
-def hf_encode(texts: Iterable[str], path: str | Path, max_length: int) -> Tensor:
-    """Texts tokenised by the tokenizer saved in the local directory ``path``, in the ``hf_text`` format:
+def hf_tokenizer(path: str | Path, what: str = "hf_encode") -> Any:
+    """The tokenizer saved in the local directory ``path`` (never downloaded), set to pad at the end (position
+    0 is then the first token, which cls pooling reads); one-line errors as :func:`from_local_dir`."""
+    transformers = import_transformers(what)
+    tokenizer = from_local_dir(transformers.AutoTokenizer.from_pretrained, path, what, "tokenizer")
+    tokenizer.padding_side = "right"
+    return tokenizer
+
+
+def hf_encode_with(tokenizer: Any, texts: Iterable[str], max_length: int) -> Tensor:
+    """Texts tokenised by ``tokenizer`` (from :func:`hf_tokenizer`) in the ``hf_text`` format:
     ``LongTensor[B, 2, max_length]`` with input ids at ``[:, 0]`` and the attention mask at ``[:, 1]``
-    (truncated, then padded at the end to ``max_length``, whatever side the tokenizer pads by default)."""
+    (truncated, then padded at the end to ``max_length``)."""
     _check_int("max_length", max_length, 1)
-    transformers = import_transformers("hf_encode")
-    tokenizer = from_local_dir(transformers.AutoTokenizer.from_pretrained, path, "hf_encode", "tokenizer")
-    tokenizer.padding_side = "right"  # position 0 is the first token, which cls pooling reads
     enc = tokenizer(
         _texts(texts, "hf_encode"),
         padding="max_length",
@@ -168,3 +174,11 @@ def hf_encode(texts: Iterable[str], path: str | Path, max_length: int) -> Tensor
         return_tensors="pt",
     )
     return torch.stack([enc["input_ids"], enc["attention_mask"]], dim=1).long()
+
+
+def hf_encode(texts: Iterable[str], path: str | Path, max_length: int) -> Tensor:
+    """Texts tokenised by the tokenizer saved in the local directory ``path``, in the ``hf_text`` format:
+    ``LongTensor[B, 2, max_length]`` with input ids at ``[:, 0]`` and the attention mask at ``[:, 1]``
+    (truncated, then padded at the end to ``max_length``, whatever side the tokenizer pads by default)."""
+    _check_int("max_length", max_length, 1)
+    return hf_encode_with(hf_tokenizer(path), texts, max_length)
