@@ -10,3 +10,4 @@ docs/datasets.md says how to obtain and lay out each dataset.
 """
 
 from mmbalance.data.papers import celeba as _celeba  # noqa: F401  (registers)
+from mmbalance.data.papers import sun_attribute as _sun_attribute  # noqa: F401  (registers)
