@@ -10,4 +10,5 @@ docs/datasets.md says how to obtain and lay out each dataset.
 """
 
 from mmbalance.data.papers import celeba as _celeba  # noqa: F401  (registers)
+from mmbalance.data.papers import dvm as _dvm  # noqa: F401  (registers the dataset and its prepare step)
 from mmbalance.data.papers import sun_attribute as _sun_attribute  # noqa: F401  (registers)
