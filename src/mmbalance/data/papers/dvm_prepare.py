@@ -116,9 +116,9 @@ def adverts(root: Path, log: Callable[[str], None]) -> list[dict[str, str]]:
     prices: dict[tuple[str, int], str] = {}
     for n, r in read_csv(price_path, ["Genmodel_ID", "Year", "Entry_price"]):
         if r["Year"] and r["Entry_price"]:
-            prices.setdefault(
-                (r["Genmodel_ID"], int(number(price_path, n, "Year", r["Year"]))), r["Entry_price"]
-            )
+            number(price_path, n, "Entry_price", r["Entry_price"])
+            year = int(number(price_path, n, "Year", r["Year"]))
+            prices.setdefault((r["Genmodel_ID"], year), r["Entry_price"])
     images, sizes = first_images(root), physical(root)
     log(f"dvm: {len(images)} adverts with images, {len(prices)} model-year prices")
     kept = []
@@ -131,7 +131,6 @@ def adverts(root: Path, log: Callable[[str], None]) -> list[dict[str, str]]:
             continue  # MMCL coerces these two to NaN and drops the advert
         for c in ("Adv_year", "Adv_month", "Reg_year", "Seat_num", "Door_num"):
             number(path, n, c, r[c])
-        number(price_path, n, "Entry_price", price)
         engine = number(path, n, "Engin_size", r["Engin_size"][:-1])  # "1.4L" -> 1.4
         size = dict(zip(PHYSICAL, sizes.get(r["Adv_ID"], [""] * 4), strict=True))
         kept.append({**r, **size, "Entry_price": price, "Engine_size": f"{engine:g}", "image": image})

@@ -130,6 +130,7 @@ def _edit(path: Path, line: int, old: str, new: str) -> None:
         ("Ad_table.csv", 5, ",2020,", ",2020,,", r"Ad_table.csv line 5 has 17 cells; expected 16"),
         ("Ad_table.csv", 1, "Price", "Cost", r"Ad_table.csv has no column\(s\) \['Price'\]"),
         ("Price_table.csv", 3, ",2016,", ",twenty,", r"Price_table.csv line 3, column 'Year': 'twenty'"),
+        ("Price_table.csv", 8, ",15500", ",cheap", r"Price_table.csv line 8, column 'Entry_price': 'cheap'"),
         ("Image_table.csv", 2, "2_1$$0$$0", "2_1", r"Image_table.csv line 2: image '2_1'"),
         ("Ad_table (extra).csv", 6, ",1500,", ",tall,", r"Ad_table \(extra\).csv line 6, column 'Height'"),
     ],
