@@ -10,3 +10,4 @@ docs/datasets.md says how to obtain and lay out each dataset.
 """
 
 from mmbalance.data.papers import cremad as _cremad  # noqa: F401  (registers)
+from mmbalance.data.papers import kinetics_sounds as _kinetics_sounds  # noqa: F401  (registers)
