@@ -24,7 +24,7 @@ PAPER_STFT: dict[str, Any] = {"n_fft": 512, "hop": 353, "pad": "tile", "log_offs
 @dataclass(frozen=True)
 class Clip:
     """One line of an index file: where it is (``index``, 1-based ``line``), the clip, its files (relative
-    to the dataset root), its class and its split part (``train`` or ``test``)."""
+    to the dataset root), its class and its split part (``train``, ``val`` or ``test``)."""
 
     index: str
     line: int
@@ -65,6 +65,17 @@ def read_rows(path: Path, name: str) -> Iterator[tuple[int, list[str]]]:
         raise DataError(
             f"index file {path} is not a readable CSV file ({type(exc).__name__}: {exc})"
         ) from exc
+
+
+def index_files(root: Path) -> list[tuple[str, str]]:
+    """``(file stem, split part)`` of the index files under ``root/annotations``: ``train`` and ``test``,
+    and ``valid`` (part ``val``) when that file exists."""
+    parts = [("train", "train"), ("valid", "val"), ("test", "test")]
+    return [
+        (stem, part)
+        for stem, part in parts
+        if stem != "valid" or (root / "annotations" / "valid.csv").is_file()
+    ]
 
 
 def check_fraction(val_fraction: float) -> None:
@@ -127,13 +138,14 @@ def av_dataset(
 ) -> ManifestDataset:
     """The clips as a :class:`ManifestDataset` with modalities ``audio`` (a spectrogram of the ``audio``
     options) and ``visual`` (``frames`` frames of ``frame_size`` pixels, ImageNet-normalised, random crop
-    and flip in training), id column ``clip``, label ``label`` and split column ``split``: the test part
-    as given, validation carved from the training part by :func:`carve_val`."""
-    train = [i for i, c in enumerate(clips) if c.part == "train"]
-    val = carve_val([clips[i].label for i in train], val_fraction, split_seed)
+    and flip in training), id column ``clip``, label ``label`` and split column ``split``: each clip's
+    part, and when no clip is in ``val``, validation carved from the training part by :func:`carve_val`."""
     split = [c.part for c in clips]
-    for i, v in zip(train, val, strict=True):
-        split[i] = "val" if v else "train"
+    if "val" not in split:
+        train = [i for i, c in enumerate(clips) if c.part == "train"]
+        val = carve_val([clips[i].label for i in train], val_fraction, split_seed)
+        for i, v in zip(train, val, strict=True):
+            split[i] = "val" if v else "train"
     columns = {
         "clip": [c.clip for c in clips],
         "audio": [c.audio for c in clips],

@@ -6,6 +6,7 @@ Layout under ``root`` (see docs/datasets/cremad.md)::
     Image-01-FPS/<clip>/*.jpg            frames at 1 fps (``mmbalance prepare cremad`` extracts them)
     VideoFlash/<clip>.flv                the videos (only ``prepare`` reads them)
     annotations/train.csv, test.csv      no header; rows ``<clip>,<emotion>`` (6,698 / 744 clips)
+    annotations/valid.csv                optional, the same form: the validation split
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from mmbalance.data.papers._audiovisual import (
     av_dataset,
     check_clips,
     check_fraction,
+    index_files,
     read_rows,
     require_root,
 )
@@ -47,22 +49,24 @@ def cremad(
     """CREMA-D: audio (log-magnitude spectrogram of the first 3 s at 22,050 Hz, the clip tiled when
     shorter; STFT n_fft 512, hop 353: ``float32[1, 257, 188]``) and visual (``frames`` frames of
     ``Image-01-FPS/<clip>/``, ``frame_size`` pixels: ``float32[frames, 3, S, S]``), 6 emotion classes
-    named by their codes (ANG, DIS, FEA, HAP, NEU, SAD). Test split: ``annotations/test.csv``. The
-    released code has no validation split, so ``val_fraction`` of each class of ``annotations/train.csv``
-    is drawn as validation (seeded by ``split_seed``). A clip without its wav or frames is an error naming
+    named by their codes (ANG, DIS, FEA, HAP, NEU, SAD). Test split: ``annotations/test.csv``;
+    validation: ``annotations/valid.csv`` when it exists (the IGM README lists one, its code never reads
+    it), else ``val_fraction`` of each class of ``annotations/train.csv`` drawn with ``split_seed`` (the
+    released code has no validation split). A clip without its wav or frames is an error naming
     its index line, or with ``drop_missing`` left out (as released)."""
     path = require_root("cremad", root)
     check_fraction(val_fraction)
-    clips = [c for part in ("train", "test") for c in read_index(path, part)]
+    clips = [c for stem, part in index_files(path) for c in read_index(path, stem, part)]
     clips = check_clips(clips, path, bool(drop_missing))
     audio = {"sample_rate": 22050, "duration": 3.0}
     return av_dataset(clips, path, audio, frames, frame_size, val_fraction, split_seed)
 
 
-def read_index(root: Path, part: str) -> list[Clip]:
-    """The clips of ``annotations/<part>.csv``; a line without a clip and a known emotion code, or whose
-    emotion contradicts the clip name's (``1001_DFA_ANG_XX`` is ANG), is a :class:`DataError`."""
-    index = root / "annotations" / f"{part}.csv"
+def read_index(root: Path, stem: str, part: str) -> list[Clip]:
+    """The clips (split ``part``) of ``annotations/<stem>.csv``; a line without a clip and a known emotion
+    code, or whose emotion contradicts the clip name's (``1001_DFA_ANG_XX`` is ANG), is a
+    :class:`DataError`."""
+    index = root / "annotations" / f"{stem}.csv"
     clips = []
     for line, cells in read_rows(index, part):
         where = f"{index} line {line}"

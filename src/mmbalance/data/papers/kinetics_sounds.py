@@ -6,6 +6,7 @@ Layout under ``root`` (see docs/datasets/kinetics_sounds.md)::
     train_wav/<youtube_id>.wav               audio of the training clips (any rate; resampled)
     train_img/Image-01-FPS/<youtube_id>/     frames at 1 fps of the training clips
     test_wav/..., test_img/Image-01-FPS/...  the same for the test clips
+    annotations/valid.csv, valid_wav/, valid_img/Image-01-FPS/   optional: the validation split
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from mmbalance.data.papers._audiovisual import (
     av_dataset,
     check_clips,
     check_fraction,
+    index_files,
     read_rows,
     require_root,
 )
@@ -41,22 +43,23 @@ def kinetics_sounds(
     """Kinetics-Sounds: audio (log-magnitude spectrogram of the first 10 s at 35,400 Hz, the clip tiled
     when shorter; STFT n_fft 512, hop 353: ``float32[1, 257, 1003]``) and visual (``frames`` frames of
     the clip's frame folder, ``frame_size`` pixels: ``float32[frames, 3, S, S]``), classes named by the
-    ``label`` column (31 in the release). Test split: ``annotations/test.csv``. The released code uses no
-    validation split, so ``val_fraction`` of each class of ``annotations/train.csv`` is drawn as
-    validation (seeded by ``split_seed``). A clip without its wav or frames is an error naming its index
-    line, or with ``drop_missing`` left out (as released)."""
+    ``label`` column (31 in the release). Test split: ``annotations/test.csv``; validation:
+    ``annotations/valid.csv`` with ``valid_wav/`` and ``valid_img/Image-01-FPS/`` when it exists (the
+    IGM README lists one, its code never reads it), else ``val_fraction`` of each class of
+    ``annotations/train.csv`` drawn with ``split_seed``. A clip without its wav or frames is an error
+    naming its index line, or with ``drop_missing`` left out (as released)."""
     path = require_root("kinetics_sounds", root)
     check_fraction(val_fraction)
-    clips = [c for part in ("train", "test") for c in read_index(path, part)]
+    clips = [c for stem, part in index_files(path) for c in read_index(path, stem, part)]
     clips = check_clips(clips, path, bool(drop_missing))
     audio = {"sample_rate": 35400, "duration": 10.0}
     return av_dataset(clips, path, audio, frames, frame_size, val_fraction, split_seed)
 
 
-def read_index(root: Path, part: str) -> list[Clip]:
-    """The clips of ``annotations/<part>.csv`` (a header naming ``label`` and ``youtube_id``); a row with
-    an empty label or id, or too few cells, is a :class:`DataError` naming its line."""
-    index = root / "annotations" / f"{part}.csv"
+def read_index(root: Path, stem: str, part: str) -> list[Clip]:
+    """The clips (split ``part``) of ``annotations/<stem>.csv`` (a header naming ``label`` and
+    ``youtube_id``); a row with an empty label or id is a :class:`DataError` naming its line."""
+    index = root / "annotations" / f"{stem}.csv"
     rows = read_rows(index, part)
     first = next(rows, None)
     header = first[1] if first else []
@@ -72,7 +75,7 @@ def read_index(root: Path, part: str) -> list[Clip]:
         if not values["label"] or not values["youtube_id"]:
             raise DataError(f"{index} line {line}: {','.join(cells)!r}; expected a label and a youtube_id")
         yid = values["youtube_id"]
-        audio, visual = f"{part}_wav/{yid}.wav", f"{part}_img/Image-01-FPS/{yid}"
+        audio, visual = f"{stem}_wav/{yid}.wav", f"{stem}_img/Image-01-FPS/{yid}"
         clips.append(Clip(str(index), line, yid, audio, visual, values["label"], part))
     if not clips:
         raise DataError(f"index file {index} lists no clip; expected rows with a label and a youtube_id")

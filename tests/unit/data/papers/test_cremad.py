@@ -162,3 +162,17 @@ def test_each_recipe_trains_one_epoch_on_the_fixture(tmp_path: Path, method: str
     assert main(argv) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["method"] == method and metrics["dataset"] == "cremad" and metrics["epochs_run"] == 1
+
+
+def test_a_valid_csv_is_the_validation_split_and_nothing_is_carved(root: Path, tmp_path: Path) -> None:
+    r = copy(root, tmp_path)
+    train = (r / "annotations" / "train.csv").read_text().splitlines()
+    (r / "annotations" / "valid.csv").write_text("\n".join(train[::6]) + "\n")  # the first clip of each class
+    (r / "annotations" / "train.csv").write_text("\n".join(l for i, l in enumerate(train) if i % 6) + "\n")
+    ds = build(r, val_fraction=0.5)
+    parts = ds.split()
+    assert [len(parts[k]) for k in ("train", "val", "test")] == [30, 6, 12]
+    assert sorted(ds.ids[i] for i in parts["val"].tolist()) == sorted(l.split(",")[0] for l in train[::6])
+    (r / "annotations" / "valid.csv").write_text(train[0] + "\nbroken\n")
+    with pytest.raises(DataError, match=r"valid.csv line 2: 'broken'; expected <clip>,<emotion>"):
+        build(r)

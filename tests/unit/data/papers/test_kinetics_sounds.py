@@ -133,3 +133,18 @@ def test_each_recipe_trains_one_epoch_on_the_fixture(tmp_path: Path, method: str
     assert (
         metrics["method"] == method and metrics["dataset"] == "kinetics_sounds" and metrics["epochs_run"] == 1
     )
+
+
+def test_a_valid_csv_with_its_folders_is_the_validation_split(root: Path, tmp_path: Path) -> None:
+    r = Path(shutil.copytree(root, tmp_path / "ks"))
+    shutil.copytree(r / "test_wav", r / "valid_wav")
+    shutil.copytree(r / "test_img", r / "valid_img")
+    test_csv = (r / "annotations" / "test.csv").read_text().replace("yt", "v")
+    (r / "annotations" / "valid.csv").write_text(test_csv)
+    for folder in [*(r / "valid_wav").iterdir(), *(r / "valid_img" / "Image-01-FPS").iterdir()]:
+        folder.rename(folder.with_name(folder.name.replace("yt", "v")))
+    ds = build(r, val_fraction=0.5)
+    parts = ds.split()
+    assert [len(parts[k]) for k in ("train", "val", "test")] == [16, 4, 4]
+    assert all(ds.ids[i].startswith("v") for i in parts["val"].tolist())
+    assert ds.table.columns["audio"][parts["val"][0]].startswith("valid_wav/")
