@@ -39,7 +39,9 @@ class IndexTable(Table):
     """A table whose rows come from several index files: :meth:`where` names each row's own file and line,
     and the modality (``audio`` or ``visual``) whose file is meant."""
 
-    def __init__(self, columns: Mapping[str, Sequence[Any]], origins: Sequence[tuple[str, int]], root: Path):
+    def __init__(
+        self, columns: Mapping[str, Sequence[Any]], origins: Sequence[tuple[str, int]], root: Path
+    ) -> None:
         super().__init__(
             columns, source=" + ".join(dict.fromkeys(o[0] for o in origins)), root=root, csv_lines=False
         )

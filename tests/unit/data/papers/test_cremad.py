@@ -176,3 +176,15 @@ def test_a_valid_csv_is_the_validation_split_and_nothing_is_carved(root: Path, t
     (r / "annotations" / "valid.csv").write_text(train[0] + "\nbroken\n")
     with pytest.raises(DataError, match=r"valid.csv line 2: 'broken'; expected <clip>,<emotion>"):
         build(r)
+
+
+def test_a_corrupt_wav_is_reported_with_its_index_line_when_read(root: Path, tmp_path: Path) -> None:
+    r = copy(root, tmp_path)
+    (r / "AudioWAV" / "1002_DFA_NEU_XX.wav").write_bytes(b"RIFF but not audio")
+    ds = build(r)
+    ds.fit(ds.split()["train"])
+    row = ds.ids.index("1002_DFA_NEU_XX")
+    with pytest.raises(
+        DataError, match=r"train.csv line 2 \(audio\): cannot read .*1002_DFA_NEU_XX.wav as audio"
+    ):
+        ds[row]
