@@ -10,7 +10,9 @@ docs/datasets.md says how to obtain and lay out each dataset.
 """
 
 from mmbalance.data.papers import celeba as _celeba  # noqa: F401  (registers)
+from mmbalance.data.papers import cremad as _cremad  # noqa: F401  (registers)
 from mmbalance.data.papers import dvm as _dvm  # noqa: F401  (registers the dataset and its prepare step)
+from mmbalance.data.papers import kinetics_sounds as _kinetics_sounds  # noqa: F401  (registers)
 from mmbalance.data.papers import sarcasm as _sarcasm  # noqa: F401  (registers)
 from mmbalance.data.papers import sun_attribute as _sun_attribute  # noqa: F401  (registers)
 from mmbalance.data.papers import twitter2015 as _twitter2015  # noqa: F401  (registers)

@@ -99,10 +99,15 @@ class ImageSource(Source):
 
 class AudioSource(Source):
     """An audio file per row (any format soundfile reads: wav, flac, ogg...): mixed to mono, resampled to
-    ``sample_rate`` whatever the file's own rate, cut or zero-padded to ``duration`` seconds (the start;
-    with ``augment`` the training split sees a random window of a longer clip), and returned as the
-    waveform ``float32[1, T]`` or as a log-magnitude spectrogram ``float32[1, n_fft/2+1, frames]``
-    (``torch.stft``, Hann window of ``n_fft``, hop ``hop``; ``log(1 + |X|)``)."""
+    ``sample_rate`` whatever the file's own rate, cut to ``duration`` seconds (the start; with ``augment``
+    the training split sees a random window of a longer clip), and returned as the waveform
+    ``float32[1, T]`` or as a log-magnitude spectrogram ``float32[1, n_fft/2+1, frames]`` (``torch.stft``,
+    centred, Hann window of ``n_fft``, hop ``hop``; ``log(log_offset + |X|)``, so the default 1.0 gives
+    ``log(1 + |X|)`` and the audio-visual papers' 1e-7 gives ``log(|X| + 1e-7)``).
+
+    A clip shorter than ``duration`` is zero-padded (``pad: zeros``) or repeated end to end until it fills
+    ``duration`` (``pad: tile``, what the CREMA-D and Kinetics-Sounds pipelines of the papers do); an
+    empty clip is all zeros either way."""
 
     kind = "audio"
     options: ClassVar[dict[str, Any]] = {
@@ -112,6 +117,8 @@ class AudioSource(Source):
         "n_fft": 512,
         "hop": 160,
         "augment": True,
+        "pad": "zeros",
+        "log_offset": 1.0,
     }
 
     def __init__(self, name: str, table: Any, spec: dict[str, Any]) -> None:
@@ -121,6 +128,11 @@ class AudioSource(Source):
                 f"modality {name!r} representation={self.opts['representation']!r}; "
                 "expected spectrogram or waveform"
             )
+        if self.opts["pad"] not in ("zeros", "tile"):
+            raise ConfigError(f"modality {name!r} pad={self.opts['pad']!r}; expected zeros or tile")
+        offset = self.opts["log_offset"]
+        if isinstance(offset, bool) or not isinstance(offset, (int, float)) or not offset > 0:
+            raise ConfigError(f"modality {name!r} log_offset={offset!r}; expected a number > 0")
         self.samples = round(float(self.opts["duration"]) * int(self.opts["sample_rate"]))
         if self.samples < 1:
             raise ConfigError(f"modality {name!r} duration={self.opts['duration']!r}; expected > 0 seconds")
@@ -150,13 +162,17 @@ class AudioSource(Source):
         start = 0
         if train and self.opts["augment"] and len(x) > self.samples:
             start = int(torch.randint(len(x) - self.samples + 1, (1,), generator=generator))
-        x = torch.from_numpy(np.ascontiguousarray(x[start : start + self.samples], dtype=np.float32))
+        x = x[start : start + self.samples]
+        if self.opts["pad"] == "tile" and 0 < len(x) < self.samples:
+            x = np.tile(x, -(-self.samples // len(x)))[: self.samples]
+        x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
         x = torch.nn.functional.pad(x, (0, self.samples - len(x)))
         if self.opts["representation"] == "waveform":
             return x[None], True
         n_fft, hop = int(self.opts["n_fft"]), int(self.opts["hop"])
         spec = torch.stft(x, n_fft, hop, window=torch.hann_window(n_fft), return_complex=True).abs()
-        return torch.log1p(spec)[None], True
+        offset = float(self.opts["log_offset"])
+        return (torch.log1p(spec) if offset == 1.0 else torch.log(spec + offset))[None], True
 
     def default_encoder(self) -> dict[str, Any]:
         return {"name": "cnn"} if self.opts["representation"] == "spectrogram" else {"name": "mlp"}
