@@ -43,6 +43,7 @@ _CHOICES = {
     "cov_mode": InputCovariance.MODES,
     "select_metric": METRIC_NAMES,
     "lr_schedule": ("run", "stage"),
+    "fusion": ("probs", "logits"),
 }
 
 
@@ -66,6 +67,9 @@ class IGM(Strategy):
     the cycle) at each epoch start after the first, with no reload. ``gm_modalities`` lists the modalities
     whose gradients are modified (``None``: all; ``[]``: none, the paper's "w/o GM" ablations); the others
     get no projector and train on their raw gradients.
+
+    Test-time fusion: ``fusion="probs"`` (the paper's) averages the modalities' probabilities;
+    ``"logits"`` averages their logits (the rule joint training with a ``sum`` head uses).
 
     Every projector built is recorded (``spectra_``, in the state): the eigenvalues of its source statistic
     and its shrink factors, per stage (or epoch) and layer; :meth:`records` gives them as ``spectra``.
@@ -104,6 +108,7 @@ class IGM(Strategy):
         project_layers: str = "head",
         cov_mode: str = "batch_mean",
         gm_modalities: Sequence[str] | None = None,
+        fusion: str = "probs",
     ) -> None:
         self.schedule, self.epoch_list, self.stage_epochs = schedule, epoch_list, stage_epochs
         self.head_hidden, self.temperature, self.flat_ratio = head_hidden, temperature, flat_ratio
@@ -111,7 +116,7 @@ class IGM(Strategy):
         self.reload, self.select_metric, self.reset_optimizer = reload, select_metric, reset_optimizer
         self.lr_schedule = lr_schedule
         self.project_layers, self.cov_mode = project_layers, cov_mode
-        self.gm_modalities = gm_modalities
+        self.gm_modalities, self.fusion = gm_modalities, fusion
 
     def head_config(self) -> dict[str, Any]:
         return {"name": "sum", "hidden": list(self.head_hidden)}
@@ -291,7 +296,11 @@ class IGM(Strategy):
     # -- inference ----------------------------------------------------------------------------------
     def predict(self, out: ModelOutput) -> Tensor:
         """``log(mean_m softmax(z_m))``: its softmax is the mean of the modalities' probabilities (over the
-        modalities each row has)."""
+        modalities each row has); with ``fusion="logits"`` the mean of their logits."""
+        if self.fusion == "logits":
+            z = torch.stack(list(out.unimodal_logits.values()))
+            w = presence_weights(out.present, list(out.unimodal_logits), z[0])
+            return z.mean(0) if w is None else (w.unsqueeze(-1) * z).sum(0) / w.sum(0).unsqueeze(-1)
         logp = torch.stack([F.log_softmax(z, dim=-1) for z in out.unimodal_logits.values()])
         present = presence_weights(out.present, list(out.unimodal_logits), logp[0])
         if present is None:

@@ -299,6 +299,18 @@ def test_predict_averages_probabilities(device: str) -> None:
         torch.testing.assert_close(p.strategy.predict(out).softmax(-1), probs)
 
 
+def test_logit_fusion_averages_logits_over_present_modalities(device: str) -> None:
+    p = problem(device, fusion="logits", **FAST)
+    with torch.no_grad():
+        out = p.model(p.batches[0].inputs)
+        z = list(out.unimodal_logits.values())
+        torch.testing.assert_close(p.strategy.predict(out), (z[0] + z[1]) / 2)
+        first = list(out.unimodal_logits)[0]
+        rows = torch.zeros(len(z[0]), dtype=torch.bool, device=z[0].device)
+        absent = type(out)(out.features, out.logits, out.unimodal_logits, {first: rows})
+        torch.testing.assert_close(p.strategy.predict(absent), z[1])  # only the present modality counts
+
+
 @pytest.mark.parametrize(
     "kw",
     [
@@ -308,6 +320,7 @@ def test_predict_averages_probabilities(device: str) -> None:
         {"sam_mode": "faithful"},
         {"schedule": "epoch"},
         {"reload": "last"},
+        {"fusion": "vote"},
         {"epoch_list": []},
         {"epoch_list": [2, 0]},
         {"stage_epochs": 0},
