@@ -8,3 +8,5 @@ index file that lists it — and returns a :class:`~mmbalance.data.manifest.Mani
 column holds the papers' train/val/test split. ``recipes/<name>/<method>.yaml`` give the papers' settings;
 docs/datasets.md says how to obtain and lay out each dataset.
 """
+
+from mmbalance.data.papers import nvgesture as _nvgesture  # noqa: F401  (registers)
