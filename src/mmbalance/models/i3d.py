@@ -14,10 +14,10 @@ from torch import Tensor, nn
 
 from mmbalance.errors import ConfigError
 from mmbalance.models.i3d_blocks import InceptionModule, MaxPool3dSame, Unit3D
+from mmbalance.models.i3d_weights import STEM, match_trunk
 from mmbalance.models.registry import ENCODERS
 from mmbalance.models.resnet_weights import read_state_dict
 
-STEM = "Conv3d_1a_7x7"
 # name, then ("conv", width, kernel, stride), ("pool", kernel, stride) or ("mixed", branch widths)
 LAYERS: tuple[tuple[str, tuple], ...] = (
     (STEM, ("conv", 64, (7, 7, 7), (2, 2, 2))),
@@ -37,7 +37,6 @@ LAYERS: tuple[tuple[str, tuple], ...] = (
     ("Mixed_5b", ("mixed", (256, 160, 320, 32, 128, 128))),
     ("Mixed_5c", ("mixed", (384, 192, 384, 48, 128, 128))),
 )
-SHOWN = 3
 
 
 @ENCODERS.register("i3d")
@@ -152,41 +151,3 @@ def _check_shape(input_shape: Sequence[int], in_channels: int | None) -> int:
             f"i3d in_channels={in_channels} does not match input_shape={shape}; expected {shape[1]}"
         )
     return int(shape[1])
-
-
-def _names(keys: list[str]) -> str:
-    return ", ".join(keys[:SHOWN]) + (f" (+{len(keys) - SHOWN} more)" if len(keys) > SHOWN else "")
-
-
-def match_trunk(expected: dict[str, Tensor], given: dict[str, Tensor], where: str) -> dict[str, Tensor]:
-    """``given`` without ``logits.*`` and with a 3-channel stem summed to 1 channel where ``expected`` has
-    1; one :class:`ConfigError` line listing the first missing, unexpected and misshapen keys otherwise."""
-    out = {k: v for k, v in given.items() if not k.startswith("logits.")}
-    stem, want = out.get(f"{STEM}.conv3d.weight"), expected.get(f"{STEM}.conv3d.weight")
-    if (
-        stem is not None
-        and want is not None
-        and stem.dim() == 5
-        and stem.shape[1] == 3
-        and want.shape[1] == 1
-    ):
-        out[f"{STEM}.conv3d.weight"] = stem.sum(dim=1, keepdim=True)
-    missing = [k for k in expected if k not in out and not k.endswith(".num_batches_tracked")]
-    unexpected = [k for k in out if k not in expected]
-    shapes = [
-        f"{k} {tuple(v.shape)} (model: {tuple(expected[k].shape)})"
-        for k, v in out.items()
-        if k in expected and v.shape != expected[k].shape
-    ]
-    problems = [
-        f"{label} {_names(keys)}"
-        for label, keys in (
-            ("missing keys", missing),
-            ("unexpected keys", unexpected),
-            ("shape mismatch", shapes),
-        )
-        if keys
-    ]
-    if problems:
-        raise ConfigError(f"{where}: {'; '.join(problems)}; expected a state dict of the PyTorch I3D port")
-    return out

@@ -58,10 +58,10 @@ def test_state_dict_equals_the_port_layout(channels: int) -> None:
 
 
 @pytest.mark.parametrize("channels", [1, 2, 3])
-def test_output_sizes_for_each_stream(channels: int) -> None:
-    x = torch.randn(2, 8, channels, 32, 32)
-    assert I3D((8, channels, 32, 32), out_dim=5, width=SMALL)(x).shape == (2, 5)
-    plain = I3D((8, channels, 32, 32), out_dim=None, width=SMALL)
+def test_output_sizes_for_each_stream(channels: int, device: str) -> None:
+    x = torch.randn(2, 8, channels, 32, 32, device=device)
+    assert I3D((8, channels, 32, 32), out_dim=5, width=SMALL).to(device)(x).shape == (2, 5)
+    plain = I3D((8, channels, 32, 32), out_dim=None, width=SMALL).to(device)
     assert plain(x).shape == (2, plain.feature_dim) and plain.feature_dim == 128
 
 
@@ -141,14 +141,21 @@ def test_bad_options_are_one_line_errors(shape: tuple[int, ...], options: dict, 
         I3D(shape, **options)
 
 
-def test_freeze_excludes_the_trunk_and_keeps_batchnorm_statistics() -> None:
-    model = build_model(
-        {"rgb": {"name": "i3d", "freeze": True, "width": SMALL}, "depth": {"name": "i3d", "width": SMALL}},
-        {"rgb": (4, 3, 32, 32), "depth": (4, 1, 32, 32)},
-        num_classes=3,
-        head={"name": "concat"},
-        feature_dim=8,
-    ).train()
+def test_freeze_excludes_the_trunk_and_keeps_batchnorm_statistics(device: str) -> None:
+    model = (
+        build_model(
+            {
+                "rgb": {"name": "i3d", "freeze": True, "width": SMALL},
+                "depth": {"name": "i3d", "width": SMALL},
+            },
+            {"rgb": (4, 3, 32, 32), "depth": (4, 1, 32, 32)},
+            num_classes=3,
+            head={"name": "concat"},
+            feature_dim=8,
+        )
+        .to(device)
+        .train()
+    )
     enc = model.encoders["rgb"]
     trunk = [p for n in enc.names for p in getattr(enc, n).parameters()]
     grouped = {id(q) for g in parameter_groups(model) for q in g["params"]}
@@ -156,7 +163,11 @@ def test_freeze_excludes_the_trunk_and_keeps_batchnorm_statistics() -> None:
     assert all(id(p) in grouped for p in enc.proj.parameters())
     assert not any(m.training for m in enc.modules() if isinstance(m, torch.nn.BatchNorm3d))
     stats = [b.clone() for k, b in enc.named_buffers() if k.endswith("running_mean")]
-    out = model({"rgb": torch.randn(2, 4, 3, 32, 32), "depth": torch.randn(2, 4, 1, 32, 32)})
+    x = {
+        "rgb": torch.randn(2, 4, 3, 32, 32, device=device),
+        "depth": torch.randn(2, 4, 1, 32, 32, device=device),
+    }
+    out = model(x)
     out.logits.sum().backward()
     assert all(p.grad is None for p in trunk) and all(p.grad is not None for p in enc.proj.parameters())
     assert all(

@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 
 from mmbalance.data.manifest import ManifestDataset
+from mmbalance.data.papers import nvgesture_video as _video  # noqa: F401  (registers the prepare step)
 from mmbalance.data.papers.nvgesture_clips import ClipSource
+from mmbalance.data.papers.nvgesture_fixture import write_fixture
 from mmbalance.data.papers.nvgesture_lists import TEST_LIST, TRAIN_LIST, Clip, LstTable, parse_list
-from mmbalance.data.papers.nvgesture_video import write_fixture
 from mmbalance.data.registry import DATASETS
 from mmbalance.data.sources.frames import FRAME_SUFFIXES
 from mmbalance.data.table import Table
@@ -118,9 +119,9 @@ def nvgesture(
     if not base.is_dir():
         raise ConfigError(f"nvgesture root={root!r} is not a directory; expected the NVGesture folder")
     train, test = parse_list(base / TRAIN_LIST), parse_list(base / TEST_LIST)
-    clips = [s for s in STREAMS if s in chosen]
-    check_frames(base, train + test, clips)
-    columns: dict[str, list[Any]] = {s: [c.folder(s) for c in train + test] for s in clips}
+    order = [s for s in STREAMS if s in chosen]
+    check_frames(base, train + test, order)
+    columns: dict[str, list[Any]] = {s: [c.folder(s) for c in train + test] for s in order}
     columns["label"] = [str(c.label) for c in train + test]
     columns["clip"] = [c.key for c in train + test]
     columns["split"] = split_column(train, len(test), val_fraction, split_seed)
@@ -133,7 +134,7 @@ def nvgesture(
             "size": size,
             "channels": 1 if s == "depth" else 3,
         }
-        for s in clips
+        for s in order
     }
     return NVGestureDataset(table, spec, resize, {**NORMALIZE[normalize], "flow": "flow"})
 
