@@ -9,6 +9,7 @@ from torch import nn
 
 from mmbalance.models import encoders as _encoders  # noqa: F401  (registers)
 from mmbalance.models import heads as _heads  # noqa: F401  (registers)
+from mmbalance.models import i3d as _i3d  # noqa: F401  (registers)
 from mmbalance.models import resnet as _resnet  # noqa: F401  (registers)
 from mmbalance.models import sequence as _sequence  # noqa: F401  (registers)
 from mmbalance.models import text as _text  # noqa: F401  (registers)
