@@ -305,7 +305,7 @@ def test_logit_fusion_averages_logits_over_present_modalities(device: str) -> No
         out = p.model(p.batches[0].inputs)
         z = list(out.unimodal_logits.values())
         torch.testing.assert_close(p.strategy.predict(out), (z[0] + z[1]) / 2)
-        first = list(out.unimodal_logits)[0]
+        first = next(iter(out.unimodal_logits))
         rows = torch.zeros(len(z[0]), dtype=torch.bool, device=z[0].device)
         absent = type(out)(out.features, out.logits, out.unimodal_logits, {first: rows})
         torch.testing.assert_close(p.strategy.predict(absent), z[1])  # only the present modality counts
