@@ -118,6 +118,19 @@ def run_all(
     return rows
 
 
+def base_overrides(path: str | None) -> tuple[list[str], list[str]]:
+    """A config file (``--config``/``--recipe``) as overrides shared by every run, without its ``strategy``
+    section (the methods come from ``--methods``) and its dataset name (returned apart: the comparison's
+    dataset unless ``--datasets`` names others); ``([], [])`` without a file."""
+    if not path:
+        return [], []
+    cfg = config_mod.load_file(path)
+    dataset = dict(cfg.get("dataset") or {})
+    name = dataset.pop("name", None)
+    over = config_mod.as_overrides({**cfg, "dataset": dataset}, skip=("strategy",))
+    return [o for o in over if o != "dataset={}"], [name] if name else []
+
+
 def missing_columns(out: Path, settings: Sequence[Mapping[str, float]]) -> dict[str, float]:
     """``{"test_missing:<setting>_acc": ...}`` for each missing-modality setting the run can be evaluated
     with (a setting naming a modality the run has not, or removing all of its modalities, is skipped).
@@ -297,8 +310,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     root = Path(args.out)
     data = data_overrides(args)
-    overrides = [*data, *args.overrides, *([f"train__device={args.device}"] if args.device else [])]
-    datasets = ["manifest"] if data else split_list(args.datasets)
+    base, base_datasets = base_overrides(args.config)
+    overrides = [*base, *data, *args.overrides, *([f"train__device={args.device}"] if args.device else [])]
+    datasets = ["manifest"] if data else split_list(args.datasets or ",".join(base_datasets) or "mfeat")
     specs = plan(datasets, split_top(args.methods), range(args.seeds), overrides)
     missing = [parse_missing(part) for part in split_list(args.missing or "")]
     rows = run_all(specs, root, args.epochs, make_logger(args.quiet), show_progress(args.quiet), missing)
@@ -321,7 +335,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         argv = [
             "compare",
             "--datasets",
-            args.datasets,
+            ",".join(datasets),
             "--methods",
             args.methods,
             "--seeds",
@@ -333,6 +347,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             "--results-md",
             args.results_md,
             *(["--device", args.device] if args.device else []),
+            *(["--config", args.config] if args.config else []),
             *(["--missing", args.missing] if args.missing else []),
             *(["--sharpness"] if args.sharpness else []),
             *args.overrides,
@@ -360,7 +375,16 @@ def _write_report(
 
 def add_compare_commands(sub: Any) -> None:
     cmp = sub.add_parser("compare", help="run datasets x methods x seeds and summarise (resumable)")
-    cmp.add_argument("--datasets", default="mfeat", help="comma-separated, e.g. mfeat,avdigits,htad")
+    cmp.add_argument(
+        "--datasets",
+        help="comma-separated, e.g. mfeat,avdigits,htad (default: the --config file's, else mfeat)",
+    )
+    cmp.add_argument(
+        "--config",
+        "--recipe",
+        help="a config file (e.g. recipes/cremad/joint.yaml) whose settings every run shares; its strategy "
+        "section is ignored (the methods come from --methods) and --epochs still sets the budget",
+    )
     cmp.add_argument(
         "--methods",
         default="unimodal,joint",

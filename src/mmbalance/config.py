@@ -210,6 +210,31 @@ def plain(value: Any) -> Any:
     return value
 
 
+def as_overrides(cfg: Mapping[str, Any], skip: Iterable[str] = ()) -> list[str]:
+    """A config as ``section__key=value`` overrides (values in YAML flow form), leaving out the sections in
+    ``skip``: how a config file becomes the shared settings of every run of a comparison.
+
+    >>> as_overrides({"optim": {"lr": 0.01}, "model": {"encoders": {"a": {"name": "mlp", "hidden": [8]}}}})
+    ['optim__lr=0.01', 'model__encoders__a__name=mlp', 'model__encoders__a__hidden=[8]']
+    """
+    import json
+
+    out: list[str] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, Mapping) and value:
+            for k, v in value.items():
+                walk(f"{prefix}__{k}" if prefix else str(k), v)
+        else:
+            text = value if isinstance(value, str) else json.dumps(plain(value))
+            out.append(f"{prefix}={text}")
+
+    for section, value in cfg.items():
+        if section not in skip and section != DERIVED:
+            walk(section, value)
+    return out
+
+
 def dump(cfg: Mapping[str, Any]) -> str:
     return yaml.safe_dump(plain(cfg), sort_keys=False)
 

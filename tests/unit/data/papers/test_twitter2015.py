@@ -143,3 +143,19 @@ def test_the_igm_recipe_runs_with_a_local_bert(root: Path, tmp_path: Path) -> No
     assert main([*args, "--out", str(out), *SMALL, "dataset__max_length=16"]) == 0
     saved = (out / "config.yaml").read_text()
     assert "hf_text" in saved and str(bert) in saved
+
+
+def test_compare_shares_a_recipe_across_methods(root: Path, tmp_path: Path) -> None:
+    """``compare --recipe``: the recipe's training settings for every method, its strategy section ignored."""
+    import yaml
+
+    out = tmp_path / "cmp"
+    small = [a for a in SMALL if a not in ("--epochs", "1")]
+    args = ["compare", "--recipe", str(RECIPES / "joint.yaml"), "--methods", "joint,ogm_ge", "--seeds", "1"]
+    assert main([*args, "--epochs", "1", "--out", str(out), f"dataset__root={root}", *small]) == 0
+    recipe = yaml.safe_load((RECIPES / "joint.yaml").read_text())
+    for method in ("joint", "ogm_ge"):
+        cfg = yaml.safe_load((out / "runs" / "twitter2015" / method / "seed0" / "config.yaml").read_text())
+        assert cfg["strategy"]["name"] == method and cfg["dataset"]["name"] == "twitter2015"
+        assert all(cfg["optim"][k] == v for k, v in recipe["optim"].items())
+        assert cfg["train"]["seed"] == 0 and cfg["data"]["batch_size"] == 4  # --seeds and overrides win
