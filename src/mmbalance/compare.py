@@ -64,13 +64,21 @@ def expand_methods(
 
 
 def plan(
-    datasets: Sequence[str], methods: Sequence[str], seeds: Iterable[int], overrides: Sequence[str]
+    datasets: Sequence[str],
+    methods: Sequence[str],
+    seeds: Iterable[int],
+    overrides: Sequence[str],
+    method_options: Mapping[str, Sequence[str]] | None = None,
 ) -> list[RunSpec]:
+    """The runs of a comparison. ``method_options[method]`` (a recipe's strategy options) apply to that
+    method and its variants only, before the shared overrides and the variant's own options."""
     data_over = [o for o in overrides if o.startswith("dataset__")]
     specs = []
     for ds in datasets:
         for label, first, last in expand_methods(ds, methods, data_over):
-            over = (f"dataset__name={ds}", *first, *overrides, *last)
+            method = "unimodal" if label.startswith("unimodal-") else parse_variant(label).method
+            own = (method_options or {}).get(method, ())
+            over = (f"dataset__name={ds}", *first, *own, *overrides, *last)
             specs += [RunSpec(ds, label, over, seed) for seed in seeds]
     return specs
 
@@ -120,8 +128,8 @@ def run_all(
 
 def base_overrides(path: str | None) -> tuple[list[str], list[str]]:
     """A config file (``--config``/``--recipe``) as overrides shared by every run, without its ``strategy``
-    section (the methods come from ``--methods``) and its dataset name (returned apart: the comparison's
-    dataset unless ``--datasets`` names others); ``([], [])`` without a file."""
+    section (applied to that method only, :func:`recipe_method_options`) and its dataset name (returned
+    apart: the comparison's dataset unless ``--datasets`` names others); ``([], [])`` without a file."""
     if not path:
         return [], []
     cfg = config_mod.load_file(path)
@@ -129,6 +137,15 @@ def base_overrides(path: str | None) -> tuple[list[str], list[str]]:
     name = dataset.pop("name", None)
     over = config_mod.as_overrides({**cfg, "dataset": dataset}, skip=("strategy",))
     return [o for o in over if o != "dataset={}"], [name] if name else []
+
+
+def recipe_method_options(path: str | None) -> dict[str, list[str]]:
+    """``{method: [strategy__k=v, ...]}``: a config file's strategy options, for that method's runs."""
+    if not path:
+        return {}
+    strategy = dict(config_mod.load_file(path).get("strategy") or {})
+    name = strategy.pop("name", None)
+    return {name: config_mod.as_overrides({"strategy": strategy})} if name and strategy else {}
 
 
 def missing_columns(out: Path, settings: Sequence[Mapping[str, float]]) -> dict[str, float]:
@@ -313,7 +330,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     base, base_datasets = base_overrides(args.config)
     overrides = [*base, *data, *args.overrides, *([f"train__device={args.device}"] if args.device else [])]
     datasets = ["manifest"] if data else split_list(args.datasets or ",".join(base_datasets) or "mfeat")
-    specs = plan(datasets, split_top(args.methods), range(args.seeds), overrides)
+    specs = plan(
+        datasets, split_top(args.methods), range(args.seeds), overrides, recipe_method_options(args.config)
+    )
     missing = [parse_missing(part) for part in split_list(args.missing or "")]
     rows = run_all(specs, root, args.epochs, make_logger(args.quiet), show_progress(args.quiet), missing)
     if args.sharpness:
@@ -382,8 +401,8 @@ def add_compare_commands(sub: Any) -> None:
     cmp.add_argument(
         "--config",
         "--recipe",
-        help="a config file (e.g. recipes/cremad/joint.yaml) whose settings every run shares; its strategy "
-        "section is ignored (the methods come from --methods) and --epochs still sets the budget",
+        help="a config file (e.g. recipes/cremad/igm.yaml) whose settings every run shares; its strategy "
+        "options apply to that method and its variants only, and --epochs still sets the budget",
     )
     cmp.add_argument(
         "--methods",

@@ -146,16 +146,29 @@ def test_the_igm_recipe_runs_with_a_local_bert(root: Path, tmp_path: Path) -> No
 
 
 def test_compare_shares_a_recipe_across_methods(root: Path, tmp_path: Path) -> None:
-    """``compare --recipe``: the recipe's training settings for every method, its strategy section ignored."""
+    """``compare --recipe``: the recipe's training settings for every method; its strategy options for its
+    own method (and variants) only."""
     import yaml
 
     out = tmp_path / "cmp"
     small = [a for a in SMALL if a not in ("--epochs", "1")]
-    args = ["compare", "--recipe", str(RECIPES / "joint.yaml"), "--methods", "joint,ogm_ge", "--seeds", "1"]
+    args = [
+        "compare",
+        "--recipe",
+        str(RECIPES / "igm.yaml"),
+        "--methods",
+        "igm[rho=0.01],ogm_ge",
+        "--seeds",
+        "1",
+    ]
     assert main([*args, "--epochs", "1", "--out", str(out), f"dataset__root={root}", *small]) == 0
-    recipe = yaml.safe_load((RECIPES / "joint.yaml").read_text())
-    for method in ("joint", "ogm_ge"):
-        cfg = yaml.safe_load((out / "runs" / "twitter2015" / method / "seed0" / "config.yaml").read_text())
+    recipe = yaml.safe_load((RECIPES / "igm.yaml").read_text())
+    runs = out / "runs" / "twitter2015"
+    for method, folder in (("igm", "igm+rho=0.01"), ("ogm_ge", "ogm_ge")):
+        cfg = yaml.safe_load((runs / folder / "seed0" / "config.yaml").read_text())
         assert cfg["strategy"]["name"] == method and cfg["dataset"]["name"] == "twitter2015"
         assert all(cfg["optim"][k] == v for k, v in recipe["optim"].items())
         assert cfg["train"]["seed"] == 0 and cfg["data"]["batch_size"] == 4  # --seeds and overrides win
+    igm = yaml.safe_load((runs / "igm+rho=0.01" / "seed0" / "config.yaml").read_text())["strategy"]
+    own = {k: v for k, v in recipe["strategy"].items() if k not in ("name", "rho")}
+    assert all(igm[k] == v for k, v in own.items()) and igm["rho"] == 0.01  # the variant wins
