@@ -8,6 +8,7 @@ from typing import Any
 from torch import nn
 
 from mmbalance.models import encoders as _encoders  # noqa: F401  (registers)
+from mmbalance.models import fusion_heads as _fusion_heads  # noqa: F401  (registers)
 from mmbalance.models import heads as _heads  # noqa: F401  (registers)
 from mmbalance.models import resnet as _resnet  # noqa: F401  (registers)
 from mmbalance.models import sequence as _sequence  # noqa: F401  (registers)
