@@ -11,7 +11,8 @@ from mmbalance.models import ENCODERS, HEADS
 from mmbalance.registry import Registry
 from mmbalance.strategies import STRATEGIES
 
-HIDDEN = {"input_shape", "feature_dims", "num_classes"}  # filled in by the library, not the user
+# filled in by the library, not the user
+HIDDEN = {"input_shape", "condition_shape", "feature_dims", "num_classes"}
 
 
 def _entries(registry: Registry[Any]) -> dict[str, dict[str, Any]]:

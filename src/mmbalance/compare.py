@@ -127,7 +127,8 @@ def missing_columns(out: Path, settings: Sequence[Mapping[str, float]]) -> dict[
 
     cache_path = out / "missing.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
-    mods = list(json.loads((out / "metrics.json").read_text())["test"]["modalities"])
+    metrics = json.loads((out / "metrics.json").read_text())
+    mods = metrics.get("inputs") or list(metrics["test"]["modalities"])  # what the model reads
     row = {}
     for spec in settings:
         if any(m not in mods for m in spec) or all(spec.get(m, 0.0) >= 1.0 for m in mods):

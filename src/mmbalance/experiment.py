@@ -80,8 +80,25 @@ def encoder_configs(
         options = {k: v for k, v in merged.items() if k != "name"}
         ENCODERS.check_kwargs(merged["name"], options, ("out_dim",))
         params = ENCODERS.params(merged["name"])
-        full = {k: v for k, v in params.items() if k != "input_shape" and v is not inspect.Parameter.empty}
+        filled = ("input_shape", "condition_shape")  # the model fills these in
+        full = {k: v for k, v in params.items() if k not in filled and v is not inspect.Parameter.empty}
         out[m] = config_mod.plain({"name": merged["name"], **full, "out_dim": feature_dim, **options})
+    return out
+
+
+def strategy_encoder_options(
+    given: Mapping[str, Mapping[str, Any]],
+    strategy: Strategy,
+    modalities: Sequence[str],
+    available: Sequence[str],
+) -> dict[str, dict[str, Any]]:
+    """``given`` (``model.encoders``) with the options the strategy sets on its modalities' encoders
+    (:meth:`Strategy.encoder_options`, e.g. DAFT's ``condition``) merged in; the strategy's win."""
+    out = {m: dict(v) for m, v in given.items()}
+    for m in modalities:
+        options = strategy.encoder_options(m, available)
+        if options:
+            out[m] = {**out.get(m, {}), **options}
     return out
 
 
@@ -138,10 +155,11 @@ def build(
     else:
         dataset.load_preprocessing(dict(preprocessing))
     feature_dim = cfg["model"]["feature_dim"]
-    encoders = encoder_configs(cfg["model"]["encoders"], dataset, modalities, feature_dim)
+    given = strategy_encoder_options(cfg["model"]["encoders"], strategy, modalities, dataset.modalities)
+    encoders = encoder_configs(given, dataset, modalities, feature_dim)
     model = build_model(
         encoders,
-        {m: dataset.input_shape(m) for m in modalities},
+        {m: dataset.input_shape(m) for m in dataset.modalities},  # conditioned encoders read others
         dataset.num_classes,
         strategy.head_config(),
         feature_dim,
@@ -377,6 +395,7 @@ def _finish(out: Path, s: Setup, state: TrainState, ld: Mapping[str, BatchLoader
     metrics = {
         "method": s.config["strategy"]["name"],
         "dataset": s.config["dataset"]["name"],
+        "inputs": s.model.input_modalities,
         "seed": s.config["train"]["seed"],
         "best_epoch": state.best_epoch,
         "epochs_run": state.epoch,
@@ -423,7 +442,7 @@ def evaluate_run(
     modalities absent or partly missing at test time."""
     s = load_run(run_dir, device)
     spec = dict(missing or {})
-    check_missing(spec, s.model.modalities)
+    check_missing(spec, s.model.input_modalities)
     dataset = s.dataset.with_missing(spec, s.config["train"]["seed"]) if spec else None
     ld = loaders(s, dataset)
     return {k: evaluate(s.model, s.strategy, ld[k], s.device) for k in ("val", "test")}
