@@ -284,6 +284,15 @@ def train_run(
         if log:
             log(f"{out} is finished; its metrics are reused (use a new --out to train again)")
         return json.loads((out / "metrics.json").read_text())  # type: ignore[no-any-return]
+    if s.config["model"].get("init_from"):
+        from mmbalance.pretrain import init_from_run
+
+        init_from_run(s, log)  # before the first epoch; a resumed run then loads last.pt over it
+    elif getattr(s.strategy, "wants_pretraining", False) and log:
+        log(
+            f"method {s.config['strategy']['name']!r} without model__init_from: "
+            "its encoders start from random weights"
+        )
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(config_mod.dump({**s.config, config_mod.DERIVED: resolved_facts(s)}))
     (out / "split.json").write_text(json.dumps({k: v.tolist() for k, v in s.split.items()}))
