@@ -36,6 +36,7 @@ from mmbalance.strategies import Strategy, build_strategy
 from mmbalance.trainer import Trainer, TrainState, evaluate, seed_everything, set_deterministic
 
 PREPROCESSING = "preprocessing.json"  # the dataset's fit on the train split, replayed by evaluate and predict
+CONDITIONING = ("condition", "film_reduction")  # encoder options spelled out only when a condition is set
 LOADING_ONLY = ("num_workers", "pin_memory")  # how batches are read, not which: results do not depend on them
 
 
@@ -80,8 +81,10 @@ def encoder_configs(
         options = {k: v for k, v in merged.items() if k != "name"}
         ENCODERS.check_kwargs(merged["name"], options, ("out_dim",))
         params = ENCODERS.params(merged["name"])
-        filled = ("input_shape", "condition_shape")  # the model fills these in
-        full = {k: v for k, v in params.items() if k not in filled and v is not inspect.Parameter.empty}
+        skip = {"input_shape", "condition_shape"}  # the model fills these in
+        if merged.get("condition") is None:  # an unconditioned encoder's config stays as it was
+            skip |= set(CONDITIONING)
+        full = {k: v for k, v in params.items() if k not in skip and v is not inspect.Parameter.empty}
         out[m] = config_mod.plain({"name": merged["name"], **full, "out_dim": feature_dim, **options})
     return out
 
@@ -175,6 +178,7 @@ def resolved_facts(s: Setup) -> dict[str, Any]:
         {
             "head": s.strategy.head_config(),
             "modalities": s.model.modalities,
+            "inputs": s.model.input_modalities,  # with those a conditioned encoder reads (DAFT's tabular)
             "device": str(s.device),
             "config_hash": config_hash(s.config),
             "torch": str(torch.__version__),
@@ -404,7 +408,6 @@ def _finish(out: Path, s: Setup, state: TrainState, ld: Mapping[str, BatchLoader
     metrics = {
         "method": s.config["strategy"]["name"],
         "dataset": s.config["dataset"]["name"],
-        "inputs": s.model.input_modalities,
         "seed": s.config["train"]["seed"],
         "best_epoch": state.best_epoch,
         "epochs_run": state.epoch,
