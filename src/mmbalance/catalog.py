@@ -8,6 +8,7 @@ from typing import Any
 
 from mmbalance.data import DATASETS
 from mmbalance.models import ENCODERS, HEADS
+from mmbalance.pretrain import PRETRAINERS
 from mmbalance.registry import Registry
 from mmbalance.strategies import STRATEGIES
 
@@ -40,6 +41,7 @@ def catalog() -> dict[str, dict[str, dict[str, Any]]]:
         "methods": _entries(STRATEGIES),
         "encoders": _entries(ENCODERS),
         "heads": _entries(HEADS),
+        "pretraining": _entries(PRETRAINERS),  # methods of `mmbalance pretrain`
     }
 
 

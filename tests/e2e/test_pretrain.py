@@ -85,3 +85,9 @@ def test_mmcl_without_init_from_says_its_encoder_is_random(tmp_path: Path) -> No
     said: list[str] = []
     train_run(run_config("train__epochs=1"), tmp_path / "run", log=said.append)
     assert any("without model__init_from" in line for line in said)
+
+
+def test_list_shows_the_pretraining_methods() -> None:
+    from mmbalance.catalog import catalog
+
+    assert catalog()["pretraining"]["mmcl"]["params"]["temperature"] == 0.1

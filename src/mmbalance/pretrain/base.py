@@ -35,3 +35,4 @@ class Pretrainer:
 
 
 PRETRAINERS: Registry[Pretrainer] = Registry("pre-training method")
+PRETRAINED = "pretrained.pt"  # the file of a pre-training run directory that holds the encoders
