@@ -55,8 +55,8 @@ def setups(device: torch.device, batch_size: int) -> dict[str, tuple[Strategy, B
         strategy = build_strategy(method, **kwargs)
         mods = strategy.modalities(ds.modalities)
         model = build_model(
-            {m: ds.default_encoders[m] for m in mods},
-            {m: ds.input_shape(m) for m in mods},
+            {m: {**ds.default_encoders[m], **strategy.encoder_options(m, ds.modalities)} for m in mods},
+            {m: ds.input_shape(m) for m in ds.modalities},
             10,
             strategy.head_config(),
         ).to(device)

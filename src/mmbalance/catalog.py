@@ -8,10 +8,12 @@ from typing import Any
 
 from mmbalance.data import DATASETS
 from mmbalance.models import ENCODERS, HEADS
+from mmbalance.pretrain import PRETRAINERS
 from mmbalance.registry import Registry
 from mmbalance.strategies import STRATEGIES
 
-HIDDEN = {"input_shape", "feature_dims", "num_classes"}  # filled in by the library, not the user
+# filled in by the library, not the user
+HIDDEN = {"input_shape", "condition_shape", "feature_dims", "num_classes"}
 
 
 def _entries(registry: Registry[Any]) -> dict[str, dict[str, Any]]:
@@ -39,6 +41,7 @@ def catalog() -> dict[str, dict[str, dict[str, Any]]]:
         "methods": _entries(STRATEGIES),
         "encoders": _entries(ENCODERS),
         "heads": _entries(HEADS),
+        "pretraining": _entries(PRETRAINERS),  # methods of `mmbalance pretrain`
     }
 
 

@@ -1,5 +1,5 @@
 """The ``mmbalance`` command: ``train``, ``evaluate``, ``predict``, ``landscape``, ``list``, ``compare``,
-``sweep``, ``plot``, ``prepare``, ``tune``."""
+``sweep``, ``plot``, ``pretrain``, ``prepare``, ``tune``."""
 
 from __future__ import annotations
 
@@ -210,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     from mmbalance.compare import add_compare_commands
 
     add_compare_commands(sub)
+    from mmbalance.pretrain.command import add_pretrain_command
+
+    add_pretrain_command(sub)
     from mmbalance.prepare import add_prepare_command
 
     add_prepare_command(sub)

@@ -158,6 +158,7 @@ def missing_columns(out: Path, settings: Sequence[Mapping[str, float]]) -> dict[
     cache_path = out / "missing.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     mods = list(json.loads((out / "metrics.json").read_text())["test"]["modalities"])
+    mods += [m for m in _run_inputs(out) if m not in mods]  # and the inputs a conditioned encoder reads
     row = {}
     for spec in settings:
         if any(m not in mods for m in spec) or all(spec.get(m, 0.0) >= 1.0 for m in mods):
@@ -168,6 +169,14 @@ def missing_columns(out: Path, settings: Sequence[Mapping[str, float]]) -> dict[
             cache_path.write_text(json.dumps(cache, indent=2))
         row[f"test_missing:{label}_acc"] = cache[label]["acc"]
     return row
+
+
+def _run_inputs(out: Path) -> list[str]:
+    """The modalities a run's model reads (``resolved.inputs`` of its config; none for older runs)."""
+    import yaml
+
+    resolved = yaml.safe_load((out / "config.yaml").read_text()).get("resolved") or {}
+    return list(resolved.get("inputs", []))
 
 
 def result_row(spec: RunSpec, m: dict[str, Any], out: Path | None = None) -> dict[str, Any]:

@@ -47,6 +47,10 @@ DEFAULTS: dict[str, Any] = {
         "deterministic": False,
     },
 }
+OPTIONAL: dict[str, tuple[str, ...]] = {"model": ("init_from",)}
+"""Keys a config may have without a default (absent from configs that do not use them, so the configs and
+hashes of existing runs do not change): ``model.init_from``, a ``mmbalance pretrain`` run directory whose
+encoders the model starts from (``{seed}`` in it is replaced by the run's seed)."""
 DERIVED = "resolved"  # the output-only section of a run's config.yaml
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "step", "cosine")
@@ -140,7 +144,10 @@ def resolve(config: Mapping[str, Any] | None = None, overrides: Iterable[str] = 
     cfg = apply_overrides(_merge(DEFAULTS, config), overrides)
     _check_keys("config", cfg, DEFAULTS)
     for section in ("model", "optim", "scheduler", "data", "train"):
-        _check_keys(section, cfg[section], DEFAULTS[section])
+        _check_keys(section, cfg[section], [*DEFAULTS[section], *OPTIONAL.get(section, ())])
+    init = cfg["model"].get("init_from")
+    if init is not None and (not isinstance(init, str) or not init):
+        raise ConfigError(f"model.init_from={init!r} is invalid; expected the directory of a pretrain run")
     for section, registry in (("dataset", DATASETS), ("strategy", STRATEGIES)):
         kwargs = {k: v for k, v in cfg[section].items() if k != "name"}
         registry.check_kwargs(cfg[section]["name"], kwargs)

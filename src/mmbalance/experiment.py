@@ -36,6 +36,7 @@ from mmbalance.strategies import Strategy, build_strategy
 from mmbalance.trainer import Trainer, TrainState, evaluate, seed_everything, set_deterministic
 
 PREPROCESSING = "preprocessing.json"  # the dataset's fit on the train split, replayed by evaluate and predict
+CONDITIONING = ("condition", "film_reduction")  # encoder options spelled out only when a condition is set
 LOADING_ONLY = ("num_workers", "pin_memory")  # how batches are read, not which: results do not depend on them
 
 
@@ -80,8 +81,27 @@ def encoder_configs(
         options = {k: v for k, v in merged.items() if k != "name"}
         ENCODERS.check_kwargs(merged["name"], options, ("out_dim",))
         params = ENCODERS.params(merged["name"])
-        full = {k: v for k, v in params.items() if k != "input_shape" and v is not inspect.Parameter.empty}
+        skip = {"input_shape", "condition_shape"}  # the model fills these in
+        if merged.get("condition") is None:  # an unconditioned encoder's config stays as it was
+            skip |= set(CONDITIONING)
+        full = {k: v for k, v in params.items() if k not in skip and v is not inspect.Parameter.empty}
         out[m] = config_mod.plain({"name": merged["name"], **full, "out_dim": feature_dim, **options})
+    return out
+
+
+def strategy_encoder_options(
+    given: Mapping[str, Mapping[str, Any]],
+    strategy: Strategy,
+    modalities: Sequence[str],
+    available: Sequence[str],
+) -> dict[str, dict[str, Any]]:
+    """``given`` (``model.encoders``) with the options the strategy sets on its modalities' encoders
+    (:meth:`Strategy.encoder_options`, e.g. DAFT's ``condition``) merged in; the strategy's win."""
+    out = {m: dict(v) for m, v in given.items()}
+    for m in modalities:
+        options = strategy.encoder_options(m, available)
+        if options:
+            out[m] = {**out.get(m, {}), **options}
     return out
 
 
@@ -138,10 +158,11 @@ def build(
     else:
         dataset.load_preprocessing(dict(preprocessing))
     feature_dim = cfg["model"]["feature_dim"]
-    encoders = encoder_configs(cfg["model"]["encoders"], dataset, modalities, feature_dim)
+    given = strategy_encoder_options(cfg["model"]["encoders"], strategy, modalities, dataset.modalities)
+    encoders = encoder_configs(given, dataset, modalities, feature_dim)
     model = build_model(
         encoders,
-        {m: dataset.input_shape(m) for m in modalities},
+        {m: dataset.input_shape(m) for m in dataset.modalities},  # conditioned encoders read others
         dataset.num_classes,
         strategy.head_config(),
         feature_dim,
@@ -172,6 +193,7 @@ def resolved_facts(s: Setup) -> dict[str, Any]:
         {
             "head": s.strategy.head_config(),
             "modalities": s.model.modalities,
+            "inputs": s.model.input_modalities,  # with those a conditioned encoder reads (DAFT's tabular)
             "device": str(s.device),
             "pretrained": pretrained_encoders(s),
             "config_hash": config_hash(s.config),
@@ -282,7 +304,16 @@ def train_run(
         if log:
             log(f"{out} is finished; its metrics are reused (use a new --out to train again)")
         return json.loads((out / "metrics.json").read_text())  # type: ignore[no-any-return]
-    if log and random_backbones(s):
+    if s.config["model"].get("init_from"):
+        from mmbalance.pretrain import init_from_run
+
+        init_from_run(s, log)  # before the first epoch; a resumed run then loads last.pt over it
+    elif getattr(s.strategy, "wants_pretraining", False) and log:
+        log(
+            f"method {s.config['strategy']['name']!r} without model__init_from: "
+            "its encoders start from random weights"
+        )
+    if log and random_backbones(s) and not s.config["model"].get("init_from"):
         names = ", ".join(f"{m} ({s.config['model']['encoders'][m]['name']})" for m in random_backbones(s))
         log(
             f"no pretrained weights for {names}: randomly initialised (give model__encoders__M__weights=PATH)"
@@ -444,7 +475,7 @@ def evaluate_run(
     modalities absent or partly missing at test time."""
     s = load_run(run_dir, device)
     spec = dict(missing or {})
-    check_missing(spec, s.model.modalities)
+    check_missing(spec, s.model.input_modalities)
     dataset = s.dataset.with_missing(spec, s.config["train"]["seed"]) if spec else None
     ld = loaders(s, dataset)
     return {k: evaluate(s.model, s.strategy, ld[k], s.device) for k in ("val", "test")}

@@ -63,9 +63,10 @@ def tiny_problem(
     )
     strategy = make_strategy()
     mods = strategy.modalities(ds.modalities)
+    encoder = {"name": "mlp", "hidden": (8,), "dropout": dropout}
     model = build_model(
-        {m: {"name": "mlp", "hidden": (8,), "dropout": dropout} for m in mods},
-        {m: ds.input_shape(m) for m in mods},
+        {m: {**encoder, **strategy.encoder_options(m, ds.modalities)} for m in mods},
+        {m: ds.input_shape(m) for m in ds.modalities},
         ds.num_classes,
         strategy.head_config(),
         feature_dim=8,

@@ -7,7 +7,9 @@ from typing import Any
 
 from torch import nn
 
+from mmbalance.errors import ConfigError
 from mmbalance.models import encoders as _encoders  # noqa: F401  (registers)
+from mmbalance.models import fusion_heads as _fusion_heads  # noqa: F401  (registers)
 from mmbalance.models import heads as _heads  # noqa: F401  (registers)
 from mmbalance.models import i3d as _i3d  # noqa: F401  (registers)
 from mmbalance.models import resnet as _resnet  # noqa: F401  (registers)
@@ -43,12 +45,20 @@ def build_model(
 ) -> MultimodalModel:
     """Build a model from configs.
 
-    ``encoders[m] = {"name": ..., **options}`` and ``head = {"name": ..., **options}``.
+    ``encoders[m] = {"name": ..., **options}`` and ``head = {"name": ..., **options}``. An encoder with a
+    ``condition`` option (DAFT, :mod:`mmbalance.models.daft`) gets that modality's ``input_shapes`` entry
+    as ``condition_shape``.
     """
     built = {}
     for m, cfg in encoders.items():
         opts = {k: v for k, v in cfg.items() if k != "name"}
         opts.setdefault("out_dim", feature_dim)
+        if opts.get("condition") is not None:
+            if opts["condition"] not in input_shapes:
+                raise ConfigError(
+                    f"encoder of {m!r}: condition={opts['condition']!r}; expected one of {list(input_shapes)}"
+                )
+            opts["condition_shape"] = input_shapes[opts["condition"]]
         built[m] = build_encoder(cfg["name"], input_shapes[m], **opts)
     dims = {m: enc.out_dim for m, enc in built.items()}
     head_opts = {k: v for k, v in head.items() if k != "name"}

@@ -27,8 +27,20 @@ class MultimodalModel(nn.Module):
     def modalities(self) -> list[str]:
         return list(self.encoders)
 
+    @property
+    def input_modalities(self) -> list[str]:
+        """The modalities whose inputs the model reads: its own, then those a conditioned encoder reads
+        (``encoder.condition``, e.g. the tabular input of a DAFT image encoder)."""
+        conditions = [getattr(enc, "condition", None) for enc in self.encoders.values()]
+        return list(dict.fromkeys([*self.modalities, *(c for c in conditions if c)]))
+
     def encode(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        return {m: enc(inputs[m]) for m, enc in self.encoders.items()}
+        """Each encoder's features; a conditioned encoder also receives its condition's input."""
+        out = {}
+        for m, enc in self.encoders.items():
+            condition = getattr(enc, "condition", None)
+            out[m] = enc(inputs[m]) if condition is None else enc(inputs[m], inputs[condition])
+        return out
 
     def outputs(
         self, features: dict[str, Tensor], present: Mapping[str, Tensor] | None = None

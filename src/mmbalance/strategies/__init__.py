@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from mmbalance.strategies import agm as _agm  # noqa: F401  (registers)
+from mmbalance.strategies import daft as _daft  # noqa: F401  (registers)
 from mmbalance.strategies import domfn as _domfn  # noqa: F401  (registers)
 from mmbalance.strategies import gaal as _gaal  # noqa: F401  (registers)
 from mmbalance.strategies import gblending as _gblending  # noqa: F401  (registers)
 from mmbalance.strategies import igm as _igm  # noqa: F401  (registers)
 from mmbalance.strategies import joint as _joint  # noqa: F401  (registers)
 from mmbalance.strategies import mla as _mla  # noqa: F401  (registers)
+from mmbalance.strategies import mmcl as _mmcl  # noqa: F401  (registers)
 from mmbalance.strategies import mmpareto as _mmpareto  # noqa: F401  (registers)
 from mmbalance.strategies import mses as _mses  # noqa: F401  (registers)
 from mmbalance.strategies import mslr as _mslr  # noqa: F401  (registers)

@@ -73,6 +73,12 @@ class Strategy:
         HEADS.get(self.head)  # one-line error for an unknown head
         return {"name": self.head}
 
+    def encoder_options(self, modality: str, available: Sequence[str]) -> dict[str, Any]:
+        """Encoder options the strategy sets for ``modality`` (of the dataset's ``available`` ones) over the
+        dataset's default and the user's (none by default; DAFT conditions the image encoder on the
+        tabular input)."""
+        return {}
+
     def modalities(self, available: Sequence[str]) -> list[str]:
         """The modalities the model is built with (all of them by default)."""
         if len(available) < self.min_modalities:

@@ -19,12 +19,13 @@ class Joint(Diagnosed, Strategy):
     """Joint (late-fusion) training: cross-entropy of the fused logits, one backward, one step.
 
     ``head`` is ``concat`` (a linear layer on the concatenated features), ``sum`` (the sum of per-modality
-    linear classifiers) or ``shared`` (one classifier applied to every modality, logits averaged). It logs
+    linear classifiers), ``shared`` (one classifier applied to every modality, logits averaged),
+    ``multitask``, or ``max``/``mul`` (elementwise maximum / product of projected features). It logs
     the gradient-conflict diagnostic of :mod:`mmbalance.strategies.diagnostics` to compare methods.
     """
 
     name = "joint"
-    supported_heads: ClassVar[tuple[str, ...]] = ("concat", "sum", "shared", "multitask")
+    supported_heads: ClassVar[tuple[str, ...]] = ("concat", "sum", "shared", "multitask", "max", "mul")
 
     def __init__(self, head: str = "concat") -> None:
         self.head = head

@@ -50,7 +50,7 @@ class MMPareto(Strategy):
 
     name = "mmpareto"
     min_modalities = 2
-    supported_heads: ClassVar[tuple[str, ...]] = ("multitask", "concat")
+    supported_heads: ClassVar[tuple[str, ...]] = ("multitask", "concat", "max", "mul")
 
     def __init__(self, head: str = "multitask", gamma: float = 1.5, rescale: str = "global") -> None:
         self.head, self.gamma, self.rescale = head, gamma, rescale

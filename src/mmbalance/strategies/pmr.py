@@ -79,7 +79,7 @@ class PMR(Strategy):
 
     name = "pmr"
     min_modalities = 2
-    supported_heads: ClassVar[tuple[str, ...]] = ("concat", "sum", "shared")
+    supported_heads: ClassVar[tuple[str, ...]] = ("concat", "sum", "shared", "max", "mul")
 
     def __init__(
         self,
