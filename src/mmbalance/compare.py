@@ -145,7 +145,9 @@ def recipe_method_options(path: str | None) -> dict[str, list[str]]:
         return {}
     strategy = dict(config_mod.load_file(path).get("strategy") or {})
     name = strategy.pop("name", None)
-    return {name: config_mod.as_overrides({"strategy": strategy})} if name and strategy else {}
+    if not name:
+        return {}
+    return {name: config_mod.as_overrides({"strategy": strategy}) if strategy else []}
 
 
 def missing_columns(out: Path, settings: Sequence[Mapping[str, float]]) -> dict[str, float]:

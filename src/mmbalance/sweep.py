@@ -141,13 +141,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     if args.seeds < 1 or args.epochs < 1:
         raise ConfigError(f"--seeds={args.seeds} and --epochs={args.epochs} must be positive integers")
+    from mmbalance.compare import base_overrides, recipe_method_options
+
     params = parse_params(args.param)
     data = data_overrides(args)
-    dataset = "manifest" if data else args.dataset
-    specs = plan_grid(dataset, args.method, params, args.seeds, [*data, *args.overrides])
+    base, base_datasets = base_overrides(args.config)
+    options = recipe_method_options(args.config)
+    method = args.method or next(iter(options), None) or "joint"
+    dataset = "manifest" if data else args.dataset or next(iter(base_datasets), "mfeat")
+    shared = [*base, *options.get(method, []), *data, *args.overrides]
+    specs = plan_grid(dataset, method, params, args.seeds, shared)
     root = Path(args.out)
     results = run_all(specs, root, args.epochs, make_logger(args.quiet), show_progress(args.quiet))
-    write_csv(root / "results.csv", [sweep_grid.run_row(r, args.method) for r in results])
+    write_csv(root / "results.csv", [sweep_grid.run_row(r, method) for r in results])
     if len(params) == 1:
         key, grid = params[0]
         rows = sweep_rows(key, grid, summarize(results))
@@ -171,8 +177,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def add_sweep_command(sub: Any) -> None:
     """Register ``mmbalance sweep`` on the CLI's subparsers."""
     sw = sub.add_parser("sweep", help="hyperparameters over a grid x seeds (resumable), with a plot")
-    sw.add_argument("--dataset", default="mfeat")
-    sw.add_argument("--method", default="joint", help="a registered strategy (see `mmbalance list`)")
+    sw.add_argument("--dataset", help="a registered dataset (default: the --config file's, else mfeat)")
+    sw.add_argument(
+        "--method",
+        help="a registered strategy, see `mmbalance list` (default: the --config file's, else joint)",
+    )
+    sw.add_argument(
+        "--config",
+        "--recipe",
+        help="a config file (e.g. recipes/dvm/gaal.yaml) every run starts from; --param values win over it",
+    )
     sw.add_argument(
         "--param",
         required=True,

@@ -172,3 +172,27 @@ def test_compare_shares_a_recipe_across_methods(root: Path, tmp_path: Path) -> N
     igm = yaml.safe_load((runs / "igm+rho=0.01" / "seed0" / "config.yaml").read_text())["strategy"]
     own = {k: v for k, v in recipe["strategy"].items() if k not in ("name", "rho")}
     assert all(igm[k] == v for k, v in own.items()) and igm["rho"] == 0.01  # the variant wins
+
+
+def test_sweep_starts_from_a_recipe(root: Path, tmp_path: Path) -> None:
+    import yaml
+
+    out = tmp_path / "sw"
+    small = [a for a in SMALL if a not in ("--epochs", "1", "--device", "cpu")]
+    args = [
+        "sweep",
+        "--recipe",
+        str(RECIPES / "igm.yaml"),
+        "--param",
+        "strategy__rho=0.01,0.02",
+        "--seeds",
+        "1",
+    ]
+    assert main([*args, "--epochs", "1", "--out", str(out), f"dataset__root={root}", *small]) == 0
+    recipe = yaml.safe_load((RECIPES / "igm.yaml").read_text())["strategy"]
+    for rho in ("0.01", "0.02"):
+        cfg = yaml.safe_load(
+            next((out / "runs").glob(f"twitter2015/igm/*{rho}/seed0/config.yaml")).read_text()
+        )
+        assert cfg["strategy"]["rho"] == float(rho) and cfg["strategy"]["name"] == "igm"
+        assert cfg["strategy"]["sam_mode"] == recipe["sam_mode"]
