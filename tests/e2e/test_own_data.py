@@ -193,3 +193,30 @@ def test_a_corrupt_file_at_training_time_stops_with_its_name(
     )
     err = capsys.readouterr().err
     assert code == 2 and "line 9, column 'sound': cannot read" in err and "7.wav" in err
+
+
+def test_a_label_outside_the_training_classes_at_evaluation_names_its_row(
+    trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from mmbalance import Predictor
+    from mmbalance.errors import DataError
+
+    run, manifest = trained
+    rows = list(csv.DictReader(manifest.open()))
+    for r in rows:
+        r["photo"], r["sound"] = str(manifest.parent / r["photo"]), str(manifest.parent / r["sound"])
+    rows[3]["label"] = "c9"
+    bad = tmp_path / "eval.csv"
+    with bad.open("w", newline="") as f:
+        w = csv.DictWriter(f, list(rows[0]))
+        w.writeheader()
+        w.writerows(rows[:8])
+    p = Predictor.load(run)
+    with pytest.raises(
+        DataError, match=r"eval.csv line 5, column 'label': label 'c9' is not one of the training"
+    ):
+        p.evaluate(bad)
+    good = tmp_path / "good.csv"
+    good.write_text(bad.read_text().replace(",c9,", ",c0,"))
+    result = p.evaluate(good, missing={"tab": 1.0})
+    assert 0.0 <= result["acc"] <= 1.0 and "tab" not in result["modalities"]
