@@ -37,6 +37,7 @@ DEFAULTS: dict[str, Any] = {
         "eval_batch_size": 512,
         "num_workers": 0,
         "pin_memory": False,
+        "cache_features": False,
     },
     "train": {
         "epochs": 30,
@@ -187,6 +188,11 @@ def _check_positive(cfg: Mapping[str, Any]) -> None:
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
         raise ConfigError(
             f"data.num_workers={workers!r} is invalid; expected an integer >= 0 (0: read in the main process)"
+        )
+    cache = cfg["data"]["cache_features"]
+    if not isinstance(cache, (bool, str)) or cache == "":
+        raise ConfigError(
+            f"data.cache_features={cache!r} is invalid; expected true, false or a folder for the cache"
         )
     if not isinstance(cfg["data"]["pin_memory"], bool):
         raise ConfigError(f"data.pin_memory={cfg['data']['pin_memory']!r} is invalid; expected true or false")

@@ -37,7 +37,7 @@ from mmbalance.trainer import Trainer, TrainState, evaluate, seed_everything, se
 
 PREPROCESSING = "preprocessing.json"  # the dataset's fit on the train split, replayed by evaluate and predict
 CONDITIONING = ("condition", "film_reduction")  # encoder options spelled out only when a condition is set
-LOADING_ONLY = ("num_workers", "pin_memory")  # how batches are read, not which: results do not depend on them
+LOADING_ONLY = ("num_workers", "pin_memory", "cache_features")  # how inputs are read and embedded, not which
 
 
 @dataclass
@@ -168,6 +168,28 @@ def build(
         feature_dim,
     )
     return Setup(full_config(cfg, strategy, encoders), dataset, parts, strategy, model, device)
+
+
+def attach_feature_caches(s: Setup, log: Any = None) -> None:
+    """With ``data.cache_features``, cache the trunk features of every frozen backbone whose training inputs
+    are not augmented (:mod:`mmbalance.models.feature_cache`); say which modalities are cached or not."""
+    setting = s.config["data"]["cache_features"]
+    if not setting:
+        return
+    from mmbalance.models.feature_cache import attach, cacheable
+
+    folder = Path("~/.cache/mmbalance/features" if setting is True else str(setting)).expanduser()
+    augments = getattr(s.dataset, "augments", lambda m: False)
+    for m, enc in s.model.encoders.items():
+        if not cacheable(enc):
+            continue
+        if augments(m):
+            if log:
+                log(f"feature cache: {m} is augmented in training, so its features are computed every time")
+            continue
+        attach(enc, folder, tuple(s.dataset.input_shape(m)))
+        if log:
+            log(f"feature cache: {m}'s frozen backbone features are kept in {folder}")
 
 
 def pretrained_encoders(s: Setup) -> dict[str, bool]:
@@ -313,6 +335,7 @@ def train_run(
             f"method {s.config['strategy']['name']!r} without model__init_from: "
             "its encoders start from random weights"
         )
+    attach_feature_caches(s, log)
     if log and random_backbones(s) and not s.config["model"].get("init_from"):
         names = ", ".join(f"{m} ({s.config['model']['encoders'][m]['name']})" for m in random_backbones(s))
         log(
@@ -329,6 +352,7 @@ def train_run(
             log(f"resuming {out} at epoch {trainer.state.epoch}")
     state = trainer.fit(ld["train"], ld["val"])
     metrics = _finish(out, s, state, ld)
+    flush_feature_caches(s.model)
     (out / "last.pt").unlink(missing_ok=True)
     return metrics
 
@@ -385,6 +409,15 @@ def _on_epoch(out: Path, trainer: Trainer, state: TrainState) -> None:
     tmp = out / "last.pt.tmp"
     torch.save(trainer.checkpoint(), tmp)
     tmp.replace(out / "last.pt")  # atomic: a kill never leaves a half-written checkpoint
+    flush_feature_caches(trainer.model)
+
+
+def flush_feature_caches(model: torch.nn.Module) -> None:
+    """Write every attached feature cache that grew (each epoch, and when the run ends)."""
+    for enc in getattr(model, "encoders", {}).values():
+        cache = getattr(enc, "feature_cache", None)
+        if cache is not None:
+            cache.flush()
 
 
 def write_records(out: Path, strategy: Strategy) -> list[Path]:

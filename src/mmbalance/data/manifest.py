@@ -181,6 +181,10 @@ class ManifestDataset:
     def default_encoders(self) -> dict[str, dict[str, Any]]:
         return {m: s.default_encoder() for m, s in self.sources.items()}
 
+    def augments(self, modality: str) -> bool:
+        """Whether the training view augments ``modality`` (its inputs then differ from epoch to epoch)."""
+        return bool(self.sources[modality].opts.get("augment", False))
+
     def input_shape(self, modality: str) -> tuple[int, ...]:
         return tuple(self.sources[modality].shape)
 

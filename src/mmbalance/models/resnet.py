@@ -113,13 +113,16 @@ class ResNet(nn.Module):
         x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def trunk(self, x: Tensor) -> Tensor:
+        """The pooled trunk features ``[B, feature_dim]`` (what a frozen backbone's feature cache keeps)."""
         if self.frames:
             b, t = x.shape[:2]
             per_frame = self.feature_maps(x.flatten(0, 1)).mean(dim=(2, 3)).view(b, t, -1)
-            pooled = per_frame.mean(dim=1) if self.temporal_pool == "mean" else per_frame.amax(dim=1)
-        else:
-            pooled = self.feature_maps(x).mean(dim=(2, 3))
+            return per_frame.mean(dim=1) if self.temporal_pool == "mean" else per_frame.amax(dim=1)
+        return self.feature_maps(x).mean(dim=(2, 3))
+
+    def forward(self, x: Tensor) -> Tensor:
+        pooled = self.trunk(x)
         return pooled if self.proj is None else self.proj(pooled)
 
 

@@ -106,8 +106,11 @@ class HFTextEncoder(nn.Module):
             self.model.eval()
         return self
 
-    def forward(self, x: Tensor) -> Tensor:
+    def trunk(self, x: Tensor) -> Tensor:
+        """The pooled transformer features ``[B, hidden]`` (what a frozen model's feature cache keeps)."""
         ids, mask = x[:, 0], x[:, 1]
         hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state  # [B, L, H]
-        pooled = hidden[:, 0] if self.pooling == "cls" else _masked_mean(hidden, mask)
-        return self.proj(pooled)
+        return hidden[:, 0] if self.pooling == "cls" else _masked_mean(hidden, mask)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(self.trunk(x))
