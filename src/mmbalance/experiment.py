@@ -32,7 +32,7 @@ from mmbalance.data.missing import check_missing
 from mmbalance.errors import ConfigError
 from mmbalance.models import ENCODERS, MultimodalModel, build_model, parameter_groups
 from mmbalance.probe import linear_probe
-from mmbalance.strategies import Strategy, build_strategy
+from mmbalance.strategies import STRATEGIES, Strategy, build_strategy
 from mmbalance.trainer import Trainer, TrainState, evaluate, seed_everything, set_deterministic
 
 PREPROCESSING = "preprocessing.json"  # the dataset's fit on the train split, replayed by evaluate and predict
@@ -396,12 +396,40 @@ def check_run_dir(out: Path, cfg: Mapping[str, Any]) -> None:
     if started and old.exists():
         import yaml
 
-        diff = config_diff(_comparable(yaml.safe_load(old.read_text())), _comparable(cfg))
+        saved = _comparable(yaml.safe_load(old.read_text()))
+        diff = [k for k in config_diff(saved, _comparable(cfg)) if not _new_default(k, saved, cfg)]
         if diff:
             raise ConfigError(
                 f"{out} holds a run with another config (differs in {', '.join(diff[:4])}); "
                 "use a new --out directory or remove that one"
             )
+
+
+def _lookup(cfg: Any, dotted: str) -> tuple[bool, Any]:
+    node = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def _new_default(dotted: str, saved: Mapping[str, Any], cfg: Mapping[str, Any]) -> bool:
+    """Whether ``dotted`` is an option added since ``saved`` was written (absent there) whose value in
+    ``cfg`` is its default: options are added with the earlier behaviour as their default, so such a run
+    is the same run."""
+    if _lookup(saved, dotted)[0]:
+        return False
+    _, value = _lookup(cfg, dotted)
+    parts = dotted.split(".")
+    if parts[0] in ("strategy", "dataset") and len(parts) == 2:
+        params = (STRATEGIES if parts[0] == "strategy" else DATASETS).params(cfg[parts[0]]["name"])
+        return parts[1] in params and config_mod.plain(params[parts[1]]) == value
+    if parts[:2] == ["model", "encoders"] and len(parts) == 4:
+        params = ENCODERS.params(cfg["model"]["encoders"][parts[2]]["name"])
+        return parts[3] in params and config_mod.plain(params[parts[3]]) == value
+    found, default = _lookup(config_mod.DEFAULTS, dotted)
+    return found and default == value
 
 
 def _on_epoch(out: Path, trainer: Trainer, state: TrainState) -> None:

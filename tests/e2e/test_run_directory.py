@@ -245,3 +245,22 @@ def test_a_backbone_without_weights_is_said_in_the_log_and_the_config(
     assert "no pretrained weights for image (resnet18)" in capsys.readouterr().err
     resolved = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())["resolved"]
     assert resolved["pretrained"] == {"image": False, "tabular": False}
+
+
+def test_an_option_added_later_with_its_default_keeps_a_finished_run_reusable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run written before an option existed (its config lacks the key) is the same run when the option
+    takes its default, which is the earlier behaviour; any other value is another config."""
+    out = tmp_path / "cmp"
+    assert compare(out, 1) == 0
+    cfg_path = out / "runs/synthetic/joint/seed0/config.yaml"
+    saved = yaml.safe_load(cfg_path.read_text())
+    del saved["strategy"]["head"], saved["optim"]["momentum"]  # as if written before these options existed
+    cfg_path.write_text(yaml.safe_dump(saved))
+    before = (out / "runs/synthetic/joint/seed0/metrics.json").stat().st_mtime_ns
+    assert compare(out, 1) == 0
+    assert (out / "runs/synthetic/joint/seed0/metrics.json").stat().st_mtime_ns == before  # reused
+    capsys.readouterr()
+    assert compare(out, 1, "strategy__head=sum") == 2
+    one_line_error(capsys, "differs in strategy.head")
