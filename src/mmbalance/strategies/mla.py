@@ -42,6 +42,8 @@ class MLA(Alternating):
     G ← G Pᵀ`` with ``α = 0.1^(1 + b/n)`` for batch ``b`` of ``n`` per epoch — the update the released code
     describes. The bias is not projected. Test-time fusion: ``fusion="entropy"`` weights each modality's
     logits per sample by its certainty; ``"fixed"`` uses ``fusion_weights`` (equal by default).
+    ``order`` sets the modalities' order within a batch (``"dataset"``, ``"cost"`` or a list; it changes
+    which modality's features the projector accumulates first, not the cost of a step).
 
     Deviations from the released code: its projection never runs (a parameter-name filter that matches
     nothing) — that behaviour is ``projection="none"``, plain alternation; the projector's size follows the
@@ -57,13 +59,16 @@ class MLA(Alternating):
         fusion: str = "entropy",
         fusion_weights: Mapping[str, float] | None = None,
         normalize: bool = True,
+        order: str | Sequence[str] = "dataset",
     ) -> None:
         self.projection = projection
         self.fusion = fusion
         self.fusion_weights = fusion_weights
         self.normalize = normalize
+        self.order = order
 
     def validate(self, modalities: Sequence[str]) -> None:
+        super().validate(modalities)
         check_choice("projection", self.projection, ("owm", "none", "identity"))
         check_choice("fusion", self.fusion, ("entropy", "fixed"))
         weights = self.fusion_weights
