@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from mmbalance.errors import ConfigError, check_range
+from mmbalance.precision import float32_math
 
 
 def _check_square(name: str, P: Tensor, dim: int | None = None) -> None:
@@ -18,6 +19,7 @@ def _check_square(name: str, P: Tensor, dim: int | None = None) -> None:
         raise ConfigError(f"{name} has shape {tuple(P.shape)}; expected {want}")
 
 
+@float32_math
 def owm_update(P: Tensor, r: Tensor, alpha: float, normalize: bool = True) -> Tensor:
     """One recursive-least-squares step of OWM: ``k = P rᵀ``, ``P - k kᵀ / (alpha + r k)``.
 
@@ -63,10 +65,12 @@ class OrthogonalProjector:
         self.P_ = self.P_.to(device)
         return self
 
+    @float32_math
     def update_(self, r: Tensor, alpha: float) -> None:
         """Replace ``P_`` by :func:`owm_update` of it with input ``r``."""
         self.P_ = owm_update(self.P_, r.to(self.P_.device), alpha, self.normalize)
 
+    @float32_math
     def project(self, grad_W: Tensor) -> Tensor:
         """``grad_W @ P_.T`` for a weight gradient ``[out, dim]``."""
         if grad_W.shape[-1] != self.dim:
@@ -83,6 +87,7 @@ class OrthogonalProjector:
         self.P_ = state["P"].detach().to(device=self.P_.device, dtype=self.P_.dtype).clone()
 
 
+@float32_math
 def flat_projector(
     cov: Tensor, temperature: float, eps: float = 1e-12, compute_dtype: torch.dtype = torch.float64
 ) -> Tensor:
@@ -110,6 +115,7 @@ def flat_projector(
     return torch.where(flat, eye, (P + P.T) / 2).to(cov.dtype)
 
 
+@float32_math
 def project_right_(grad: Tensor, P: Tensor) -> None:
     """In place ``grad.copy_(grad @ P)`` for a weight gradient ``[out, n]`` and a projector ``[n, n]``.
 
@@ -161,6 +167,7 @@ class InputCovariance:
             return dict(self._sums)
         return {m: s / max(self._counts[m], 1) for m, s in self._sums.items()}
 
+    @float32_math
     def _hook(self, module: torch.nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
         with torch.no_grad():
             acc = self._sums[module]

@@ -19,6 +19,7 @@ from mmbalance.grad import (
     unflatten,
     write_grads_,
 )
+from mmbalance.precision import autocast_off
 from mmbalance.strategies.alternating import Alternating
 from mmbalance.strategies.registry import STRATEGIES
 from mmbalance.types import Batch
@@ -123,7 +124,8 @@ class GAAL(Alternating):
         with torch.enable_grad():
             refs = torch.stack([self._reference(m, batch.label) for m in others])
         g = flatten([p.grad for p in head], head)
-        fired = (refs @ g < 0).any()  # some reference conflicts: the projection below fires
+        with autocast_off():  # float32 products, as project_to_cone computes them
+            fired = (refs @ g < 0).any()  # some reference conflicts: the projection below fires
         write_grads_(head, unflatten(project_to_cone(g, refs, self.margin, self.eps), head))
         return {"surgery_rate": fired.float(), "grad_cosine_ref": cosine(g, refs.mean(0))}
 

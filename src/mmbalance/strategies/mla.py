@@ -99,7 +99,7 @@ class MLA(Alternating):
         if self.projection == "none" or first:
             return {"projection_shrink": torch.ones((), device=grad.device)}
         if self.projection == "owm":
-            self.projector_.update_(feats[modality].detach().mean(0), self._alpha)
+            self.projector_.update_(feats[modality].detach().float().mean(0), self._alpha)
         raw = grad.norm()
         grad.copy_(self.projector_.project(grad))
         return {"projection_shrink": grad.norm() / raw.clamp_min(1e-12)}
