@@ -30,6 +30,27 @@ def test_every_strategy_gets_a_ratio_to_joint(tmp_path: Path) -> None:
     assert all(r["peak_mem_bytes"] > 0 and r["peak_mem_ratio"] > 0 for r in results.values())
 
 
+def test_the_precision_benchmark_runs_both_precisions() -> None:
+    args = [
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--batch-size",
+        "16",
+        "--device",
+        "cpu",
+        "--methods",
+        "joint,mla",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.precision", *args], cwd=ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines() if line.split()[:1] in (["joint"], ["mla"])]
+    assert len(rows) == 2 and all(len(r) == 7 and float(r[3]) > 0 and float(r[6]) > 0 for r in rows)
+
+
 def load_memory_module():  # type: ignore[no-untyped-def]
     spec = importlib.util.spec_from_file_location("bench_memory", ROOT / "benchmarks" / "memory.py")
     assert spec is not None and spec.loader is not None
