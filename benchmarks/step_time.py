@@ -1,10 +1,13 @@
-"""Median training-step time of every registered strategy against ``joint``, in one process.
+"""Median training-step time and peak step memory of every registered strategy against ``joint``.
 
     python -m benchmarks.step_time [--json PATH] [--steps N] [--device cpu]
 
 All strategies run on copies of one model (a small CNN for a 1x28x28 image and an MLP for 129 tabular
 features, as on mfeat/avdigits) and on the same batches. Steps are interleaved round-robin after a
 warm-up, so machine noise hits every method alike; the ratio is median(step) / median(joint step).
+After the timed steps, two more steps of each strategy, each begun with no gradients held, are measured
+for their peak working memory (:mod:`benchmarks.memory`: tensor memory allocated during the step beyond the
+parameters, optimizer state and batch it starts with); ``peak_mem_ratio`` is that peak over joint's.
 """
 
 from __future__ import annotations
@@ -18,13 +21,16 @@ from collections.abc import Callable
 
 import torch
 
+from benchmarks.memory import peak_bytes
 from mmbalance.data import BatchLoader, MultimodalDataset
 from mmbalance.models import build_model, parameter_groups
 from mmbalance.strategies import Strategy, build_strategy, list_strategies
+from mmbalance.types import Batch
 
 # Variants measured beside each strategy's defaults (label -> (method, kwargs)).
 VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
     "gaal (stale)": ("gaal", {"ref_features": "stale"}),
+    "gaal (order=cost)": ("gaal", {"order": "cost"}),
     "gaal (released ghost steps)": ("gaal", {"ghost_steps": True}),
     "igm (batch alternation)": ("igm", {"schedule": "batch"}),
 }
@@ -77,7 +83,21 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(device: torch.device, steps: int, warmup: int, batch_size: int) -> dict[str, float]:
+def step_peak(strategy: Strategy, batches: list[Batch], device: torch.device) -> int:
+    """The largest :func:`peak_bytes` of steps on ``batches``, each begun without gradients (two steps cover
+    a strategy that alternates modalities step by step)."""
+    peaks = []
+    for batch in batches:
+        strategy.optimizer.zero_grad(set_to_none=True)
+        step = copy.copy(batch)
+        peaks.append(peak_bytes(lambda b=step: strategy.training_step(b, 0), device))
+    return max(peaks)
+
+
+def measure(
+    device: torch.device, steps: int, warmup: int, batch_size: int
+) -> tuple[dict[str, float], dict[str, int]]:
+    """Median step milliseconds and peak step bytes of every strategy."""
     runs = setups(device, batch_size)
     batches = {k: list(loader) for k, (_, loader) in runs.items()}
     times: dict[str, list[float]] = {k: [] for k in runs}
@@ -90,22 +110,34 @@ def measure(device: torch.device, steps: int, warmup: int, batch_size: int) -> d
             _sync(device)
             if i >= warmup:
                 times[label].append(time.perf_counter() - start)
-    return {k: statistics.median(v) * 1000 for k, v in times.items()}
+    peaks = {label: step_peak(strategy, batches[label][:2], device) for label, (strategy, _) in runs.items()}
+    return {k: statistics.median(v) * 1000 for k, v in times.items()}, peaks
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--json", help="write {'device', 'results': {method: {step_ms, ratio}}} here")
+    parser.add_argument(
+        "--json",
+        help="write {'device', 'results': {method: {step_ms, ratio, peak_mem_ratio, peak_mem_bytes}}} here",
+    )
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    ms = measure(device, args.steps, args.warmup, args.batch_size)
-    results = {k: {"step_ms": round(v, 3), "ratio": round(v / ms["joint"], 3)} for k, v in ms.items()}
+    ms, peaks = measure(device, args.steps, args.warmup, args.batch_size)
+    results = {
+        k: {
+            "step_ms": round(v, 3),
+            "ratio": round(v / ms["joint"], 3),
+            "peak_mem_ratio": round(peaks[k] / peaks["joint"], 3),
+            "peak_mem_bytes": peaks[k],
+        }
+        for k, v in ms.items()
+    }
     name = (
         torch.cuda.get_device_name(device)
         if device.type == "cuda"
@@ -115,9 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         f"device: {name}; median of {args.steps} interleaved steps after {args.warmup} warm-up, "
         f"batch {args.batch_size}"
     )
-    print(f"{'method':<30} {'step ms':>9} {'x joint':>8}")
+    print(f"{'method':<30} {'step ms':>9} {'x joint':>8} {'peak MiB':>9} {'x joint':>8}")
     for k, r in sorted(results.items(), key=lambda kv: kv[1]["ratio"]):
-        print(f"{k:<30} {r['step_ms']:>9.2f} {r['ratio']:>8.2f}")
+        mib = r["peak_mem_bytes"] / 2**20
+        print(f"{k:<30} {r['step_ms']:>9.2f} {r['ratio']:>8.2f} {mib:>9.2f} {r['peak_mem_ratio']:>8.2f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": name, "results": results}, f, indent=2)

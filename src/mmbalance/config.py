@@ -3,7 +3,7 @@
 Sections: ``dataset`` and ``strategy`` (``name`` plus the builder's keyword arguments), ``model``
 (``feature_dim``, per-modality ``encoders`` overriding the dataset's defaults), ``optim``, ``scheduler``,
 ``data`` (batch size, split ratios, loader workers) and ``train`` (epochs, seed, device, selection metric,
-determinism).
+determinism, precision).
 
 A run directory's ``config.yaml`` holds every value the run used (:func:`mmbalance.experiment.full_config`)
 plus a ``resolved`` section of derived facts (the fusion head, the device actually used, versions); that
@@ -23,6 +23,7 @@ from mmbalance.data import DATASETS
 from mmbalance.errors import ConfigError, UnknownNameError, check_range
 from mmbalance.metrics import METRIC_NAMES
 from mmbalance.models import ENCODERS
+from mmbalance.precision import check_precision
 from mmbalance.strategies import STRATEGIES
 
 DEFAULTS: dict[str, Any] = {
@@ -46,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
         "select_metric": "acc",
         "patience": 0,
         "deterministic": False,
+        "precision": "fp32",
     },
 }
 OPTIONAL: dict[str, tuple[str, ...]] = {"model": ("init_from",)}
@@ -163,6 +165,7 @@ def resolve(config: Mapping[str, Any] | None = None, overrides: Iterable[str] = 
     _check_choice("scheduler", cfg["scheduler"]["name"], SCHEDULERS)
     _check_choice("select_metric", cfg["train"]["select_metric"], SELECT_METRICS)
     _check_choice("device", str(cfg["train"]["device"]).split(":")[0], DEVICES)
+    check_precision(cfg["train"]["precision"])
     _check_positive(cfg)
     return cfg
 

@@ -286,6 +286,7 @@ def make_trainer(s: Setup, epochs: int | None = None, **options: Any) -> Trainer
     cfg = s.config
     options.setdefault("select_metric", cfg["train"]["select_metric"])
     options.setdefault("patience", cfg["train"]["patience"])
+    options.setdefault("precision", cfg["train"]["precision"])
     return Trainer(
         s.model,
         s.strategy,
@@ -476,8 +477,9 @@ def _finish(out: Path, s: Setup, state: TrainState, ld: Mapping[str, BatchLoader
     write_records(out, s.strategy)  # the strategy as training left it, before the best state is loaded
     s.model.load_state_dict(state.best_model)
     s.strategy.load_state_dict(state.best_strategy)
-    val = evaluate(s.model, s.strategy, ld["val"], s.device)
-    test = evaluate(s.model, s.strategy, ld["test"], s.device)  # the one read of the test split
+    precision = s.config["train"]["precision"]
+    val = evaluate(s.model, s.strategy, ld["val"], s.device, precision)
+    test = evaluate(s.model, s.strategy, ld["test"], s.device, precision)  # the one read of the test split
     probe = _probe(s, ld)
     best = {
         "config": s.config,
@@ -539,4 +541,5 @@ def evaluate_run(
     check_missing(spec, s.model.input_modalities)
     dataset = s.dataset.with_missing(spec, s.config["train"]["seed"]) if spec else None
     ld = loaders(s, dataset)
-    return {k: evaluate(s.model, s.strategy, ld[k], s.device) for k in ("val", "test")}
+    precision = s.config["train"]["precision"]
+    return {k: evaluate(s.model, s.strategy, ld[k], s.device, precision) for k in ("val", "test")}

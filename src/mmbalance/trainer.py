@@ -24,6 +24,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from mmbalance.errors import ConfigError, TrainingDiverged
 from mmbalance.metrics import MetricAccumulator
 from mmbalance.models import MultimodalModel
+from mmbalance.precision import autocast
 from mmbalance.strategies import Strategy
 from mmbalance.types import Batch
 
@@ -51,9 +52,16 @@ def set_deterministic(on: bool) -> None:
 
 @torch.no_grad()
 def evaluate(
-    model: MultimodalModel, strategy: Strategy, loader: Iterable[Batch], device: torch.device
+    model: MultimodalModel,
+    strategy: Strategy,
+    loader: Iterable[Batch],
+    device: torch.device,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """``{"acc", "macro_f1", "map", "auroc", "modalities": {m: {...}}}`` over the whole loader.
+
+    The forward and the strategy's fusion run under the autocast of ``precision``
+    (:func:`mmbalance.precision.autocast`); metrics are computed from float32 scores.
 
     Raises :class:`TrainingDiverged` if a fused score or a per-modality logit is NaN or infinite (one
     check, after the last batch).
@@ -64,8 +72,9 @@ def evaluate(
     finite = torch.ones((), dtype=torch.bool, device=device)  # stays on the device: no per-batch sync
     for batch in loader:
         batch = batch.to(device)
-        out = model(batch.inputs) if batch.present is None else model(batch.inputs, batch.present)
-        scores = strategy.predict(out).float()  # logits: softmax is applied once
+        with autocast(device, precision):
+            out = model(batch.inputs) if batch.present is None else model(batch.inputs, batch.present)
+            scores = strategy.predict(out).float()  # logits: softmax is applied once
         fused.update(scores, batch.label)
         finite &= scores.isfinite().all()
         for m, logits in out.unimodal_logits.items():
@@ -159,6 +168,9 @@ class Trainer:
     patience: int = 0
     on_epoch: Callable[[Trainer, TrainState], None] | None = None
     progress: bool = False
+    precision: str = "fp32"
+    """``"bf16"``: every ``training_step`` and evaluation runs under bfloat16 autocast (parameters,
+    gradients and optimizer state stay float32); see :mod:`mmbalance.precision`."""
 
     def __post_init__(self) -> None:
         self.model.to(self.device)
@@ -222,7 +234,8 @@ class Trainer:
         totals: dict[str, torch.Tensor] = {}
         counts: dict[str, int] = {}
         for batch in loader:
-            result = self.strategy.training_step(batch.to(self.device), epoch)
+            with autocast(self.device, self.precision):
+                result = self.strategy.training_step(batch.to(self.device), epoch)
             for k, v in {"train_loss": result.loss, **result.logs}.items():
                 totals[k] = totals.get(k, 0) + v.detach().float()
                 counts[k] = counts.get(k, 0) + 1
@@ -281,7 +294,7 @@ class Trainer:
         only when the validation labels leave them undefined, as AUROC with one class: no later epoch
         would do better)."""
         try:
-            val = evaluate(self.model, self.strategy, val_loader, self.device)
+            val = evaluate(self.model, self.strategy, val_loader, self.device, self.precision)
         except TrainingDiverged:
             raise self._diverged(epoch, "the validation outputs became NaN or infinite") from None
         score = val[self.select_metric]

@@ -2,6 +2,8 @@
 SAM helpers and gradient scaling.
 
 Nothing here synchronises with the host or picks a device; every result stays on its input's device.
+The surgery, projector, Pareto and cosine functions run with autocast off
+(:func:`mmbalance.precision.float32_math`): under ``train.precision=bf16`` they still compute in float32.
 """
 
 from __future__ import annotations

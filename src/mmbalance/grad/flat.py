@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from mmbalance.errors import ConfigError
+from mmbalance.precision import float32_math
 
 
 def _check_lengths(name: str, got: Sequence[object], expected: Sequence[object]) -> None:
@@ -90,8 +91,10 @@ def write_grads_(params: Sequence[Tensor], grads: Sequence[Tensor], accumulate: 
                 p.grad.copy_(g)
 
 
+@float32_math
 def cosine(a: Tensor, b: Tensor, eps: float = 1e-12) -> Tensor:
-    """Cosine similarity of two tensors viewed as flat vectors, as a 0-d tensor (no host sync).
+    """Cosine similarity of two tensors viewed as flat vectors, as a 0-d tensor (no host sync), computed in
+    float32 at least.
 
     The norm product is clamped below by ``eps`` so zero vectors give 0, not NaN.
 
@@ -100,5 +103,6 @@ def cosine(a: Tensor, b: Tensor, eps: float = 1e-12) -> Tensor:
     """
     if a.numel() != b.numel():
         raise ConfigError(f"a has {a.numel()} elements and b has {b.numel()}; expected equal sizes")
-    a, b = a.reshape(-1), b.reshape(-1)
+    work = torch.promote_types(a.dtype, torch.float32)
+    a, b = a.reshape(-1).to(work), b.reshape(-1).to(work)
     return torch.dot(a, b) / (torch.linalg.vector_norm(a) * torch.linalg.vector_norm(b)).clamp_min(eps)

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from mmbalance.errors import ConfigError, check_range
+from mmbalance.precision import float32_math
 
 
 def _check_pair(g1: Tensor, g2: Tensor) -> None:
@@ -17,6 +18,7 @@ def _check_pair(g1: Tensor, g2: Tensor) -> None:
         raise ConfigError(f"g1 has shape {tuple(g1.shape)} and g2 {tuple(g2.shape)}; expected equal shapes")
 
 
+@float32_math
 def min_norm_weights(g1: Tensor, g2: Tensor) -> Tensor:
     """Weights ``[w, 1 − w]`` of the minimum-norm point ``w·g1 + (1 − w)·g2`` of the segment ``[g1, g2]``.
 
@@ -37,6 +39,7 @@ def min_norm_weights(g1: Tensor, g2: Tensor) -> Tensor:
     return torch.stack([w, 1 - w])
 
 
+@float32_math
 def pareto_weights(g1: Tensor, g2: Tensor) -> Tensor:
     """MMPareto's weights: ``[½, ½]`` when ``<g1, g2> > 0``, else :func:`min_norm_weights` (no host sync).
 
@@ -50,6 +53,7 @@ def pareto_weights(g1: Tensor, g2: Tensor) -> Tensor:
     return torch.where(agree, torch.full((2,), 0.5, device=g1.device), min_norm_weights(g1, g2))
 
 
+@float32_math
 def rescale_to_sum(direction: Tensor, g1: Tensor, g2: Tensor, gamma: float = 1.0) -> Tensor:
     """``γ·direction·max(1, ‖g1 + g2‖ / ‖direction‖)``: never shorter than ``γ‖g1 + g2‖`` (MMPareto).
 
@@ -69,6 +73,7 @@ def rescale_to_sum(direction: Tensor, g1: Tensor, g2: Tensor, gamma: float = 1.0
     return direction * scale.to(direction.dtype)
 
 
+@float32_math
 def pareto_combine(g1: Tensor, g2: Tensor, gamma: float = 1.0) -> Tensor:
     """MMPareto's combined gradient of two objectives on the same parameters.
 

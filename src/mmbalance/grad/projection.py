@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from mmbalance.errors import ConfigError, check_range
+from mmbalance.precision import float32_math
 
 
 def _check_square(name: str, P: Tensor, dim: int | None = None) -> None:
@@ -20,6 +21,7 @@ def _check_square(name: str, P: Tensor, dim: int | None = None) -> None:
         raise ConfigError(f"{name} has shape {tuple(P.shape)}; expected {want}")
 
 
+@float32_math
 def owm_update(P: Tensor, r: Tensor, alpha: float, normalize: bool = True) -> Tensor:
     """One recursive-least-squares step of OWM: ``k = P rᵀ``, ``P - k kᵀ / (alpha + r k)``.
 
@@ -65,10 +67,12 @@ class OrthogonalProjector:
         self.P_ = self.P_.to(device)
         return self
 
+    @float32_math
     def update_(self, r: Tensor, alpha: float) -> None:
         """Replace ``P_`` by :func:`owm_update` of it with input ``r``."""
         self.P_ = owm_update(self.P_, r.to(self.P_.device), alpha, self.normalize)
 
+    @float32_math
     def project(self, grad_W: Tensor) -> Tensor:
         """``grad_W @ P_.T`` for a weight gradient ``[out, dim]``."""
         if grad_W.shape[-1] != self.dim:
@@ -106,6 +110,7 @@ class FlatSpectrum(NamedTuple):
         return torch.where(self.flat, eye, (P + P.T) / 2).to(dtype)
 
 
+@float32_math
 def flat_spectrum(
     cov: Tensor, temperature: float, eps: float = 1e-12, compute_dtype: torch.dtype = torch.float64
 ) -> FlatSpectrum:
@@ -126,6 +131,7 @@ def flat_spectrum(
     return FlatSpectrum(lam, torch.exp(-temperature * scaled), vecs, flat)
 
 
+@float32_math
 def flat_projector(
     cov: Tensor, temperature: float, eps: float = 1e-12, compute_dtype: torch.dtype = torch.float64
 ) -> Tensor:
@@ -144,6 +150,7 @@ def flat_projector(
     return flat_spectrum(cov, temperature, eps, compute_dtype).projector(cov.dtype)
 
 
+@float32_math
 def project_right_(grad: Tensor, P: Tensor) -> None:
     """In place ``grad.copy_(grad @ P)`` for a weight gradient ``[out, n]`` and a projector ``[n, n]``.
 
@@ -195,6 +202,7 @@ class InputCovariance:
             return dict(self._sums)
         return {m: s / max(self._counts[m], 1) for m, s in self._sums.items()}
 
+    @float32_math
     def _hook(self, module: torch.nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
         with torch.no_grad():
             acc = self._sums[module]

@@ -17,11 +17,13 @@ import torch
 from torch import Tensor
 
 from mmbalance.errors import ConfigError, check_range
+from mmbalance.precision import float32_math
 
 MAX_REFS = 12
 """Largest number of references :func:`project_to_cone` accepts (it solves ``2^k`` small systems)."""
 
 
+@float32_math
 def conflicts(g: Tensor, ref: Tensor) -> Tensor:
     """Whether ``<g, ref> < 0``, as a 0-d bool tensor (both viewed as flat vectors; no host sync).
 
@@ -71,6 +73,7 @@ def _active_set_qp(gram: Tensor, dots: Tensor, margin: float) -> Tensor:
     return u.index_select(0, best).squeeze(0) + margin
 
 
+@float32_math
 def project_to_cone(
     g: Tensor, refs: Tensor, margin: float = 0.75, eps: float = 1e-3, dtype: torch.dtype | None = None
 ) -> Tensor:

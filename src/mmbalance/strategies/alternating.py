@@ -1,6 +1,7 @@
 """What MLA and GAAL share: per-mini-batch alternation through one shared classifier.
 
-Each batch is encoded once; then, for each modality in turn, the modality's own loss on the shared head
+Each batch is encoded once; then, for each modality in turn (in the strategy's ``order``, see
+:mod:`mmbalance.strategies._order`), the modality's own loss on the shared head
 is back-propagated into its encoder and the head, the head gradient may be modified, and the optimizer
 steps. Idle encoders get no gradient (``None``), so their parameters do not move unless
 ``ghost_steps`` reproduces the released code's zero-filled gradients (momentum and weight-decay steps
@@ -9,22 +10,41 @@ on the idle encoder under torch 1.x).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from mmbalance.strategies._order import check_order, resolve_order
 from mmbalance.strategies.base import Strategy, modality_loss
 from mmbalance.strategies.diagnostics import Diagnosed
 from mmbalance.types import Batch, StepResult
 
 
 class Alternating(Diagnosed, Strategy):
-    """Base class: ``training_step`` alternates modalities; subclasses override :meth:`modify_head_grad`."""
+    """Base class: ``training_step`` alternates modalities; subclasses override :meth:`modify_head_grad`.
+
+    ``order`` (a constructor option of the subclasses) fixes the modalities' order within every batch; it
+    is resolved once, on the first batch after :meth:`setup`, and never changes during the run."""
 
     head = "shared"
     min_modalities = 2
     ghost_steps: bool = False
+    order: str | Sequence[str] = "dataset"
+
+    def validate(self, modalities: Sequence[str]) -> None:
+        check_order(self.order, modalities)
+
+    def setup(self, model: Any, optimizer: Any, make_optimizer: Any) -> None:
+        super().setup(model, optimizer, make_optimizer)
+        self._order: list[str] | None = None
+
+    def step_order(self, batch: Batch) -> list[str]:
+        """The modalities in the order they step (computed on the first call, then reused)."""
+        if self._order is None:
+            self._order = resolve_order(self.order, self.model.encoders, batch.inputs)
+        return self._order
 
     def training_step(self, batch: Batch, epoch: int) -> StepResult:
         model, label = self.model, batch.label
@@ -32,7 +52,7 @@ class Alternating(Diagnosed, Strategy):
         logs = self.diagnose(model, feats, label)
         self.before_half_steps(feats, batch)
         losses, half_logs = [], []
-        for i, m in enumerate(model.modalities):
+        for i, m in enumerate(self.step_order(batch)):
             if self.ghost_steps and i > 0:  # the ghost step moved this encoder in place: forward it again
                 feats[m] = model.encoders[m](batch.inputs[m])
             self.optimizer.zero_grad(set_to_none=True)
@@ -63,4 +83,4 @@ class Alternating(Diagnosed, Strategy):
         return {}
 
     def after_half_step(self, modality: str, position: int, feats: dict[str, Tensor], batch: Batch) -> None:
-        """Called after ``modality``'s optimizer step."""
+        """Called after ``modality``'s optimizer step; ``position`` is its place in :meth:`step_order`."""

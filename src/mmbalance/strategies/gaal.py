@@ -19,6 +19,7 @@ from mmbalance.grad import (
     unflatten,
     write_grads_,
 )
+from mmbalance.precision import autocast_off
 from mmbalance.strategies.alternating import Alternating
 from mmbalance.strategies.registry import STRATEGIES
 from mmbalance.types import Batch
@@ -54,7 +55,10 @@ class GAAL(Alternating):
     Options: ``ref_features="fresh"`` recomputes the features of a modality after its update (under
     ``no_grad``, training mode, BatchNorm running statistics left untouched) before they serve as a
     reference, as the released code's re-forward does;
-    ``"stale"`` reuses the pre-update features (one encoder forward less). ``ghost_steps=True``
+    ``"stale"`` reuses the pre-update features (one encoder forward less). The modality that steps last
+    serves as no later reference, so it is never re-forwarded: ``order="cost"`` steps the encoders in
+    ascending forward cost, so the most expensive one goes last (``"dataset"``: the dataset's order; or a
+    list of the modalities). ``ghost_steps=True``
     reproduces the released code under torch 1.x: idle encoders hold zero gradients, so the optimizer
     still applies weight decay and momentum to them at every half-step (the paper draws them frozen),
     and every re-forward updates BatchNorm running statistics a second time per batch, as there.
@@ -75,6 +79,7 @@ class GAAL(Alternating):
         eps: float = 1e-3,
         ref_features: str = "fresh",
         ghost_steps: bool = False,
+        order: str | Sequence[str] = "dataset",
     ) -> None:
         self.ratio = ratio
         self.ratios = ratios
@@ -82,8 +87,10 @@ class GAAL(Alternating):
         self.eps = eps
         self.ref_features = ref_features
         self.ghost_steps = ghost_steps
+        self.order = order
 
     def validate(self, modalities: Sequence[str]) -> None:
+        super().validate(modalities)
         check_choice("ref_features", self.ref_features, ("fresh", "stale"))
         check_range("margin", self.margin, 0.0)
         check_range("eps", self.eps, 0.0)
@@ -117,7 +124,8 @@ class GAAL(Alternating):
         with torch.enable_grad():
             refs = torch.stack([self._reference(m, batch.label) for m in others])
         g = flatten([p.grad for p in head], head)
-        fired = (refs @ g < 0).any()  # some reference conflicts: the projection below fires
+        with autocast_off():  # float32 products, as project_to_cone computes them
+            fired = (refs @ g < 0).any()  # some reference conflicts: the projection below fires
         write_grads_(head, unflatten(project_to_cone(g, refs, self.margin, self.eps), head))
         return {"surgery_rate": fired.float(), "grad_cosine_ref": cosine(g, refs.mean(0))}
 

@@ -49,6 +49,8 @@ class MLA(Alternating):
     G ← G Pᵀ`` with ``α = 0.1^(1 + b/n)`` for batch ``b`` of ``n`` per epoch — the update the released code
     describes. The bias is not projected. Test-time fusion: ``fusion="entropy"`` weights each modality's
     logits per sample by its certainty; ``"fixed"`` uses ``fusion_weights`` (equal by default).
+    ``order`` sets the modalities' order within a batch (``"dataset"``, ``"cost"`` or a list; it changes
+    which modality's features the projector accumulates first, not the cost of a step).
 
     At the end of every epoch the spectrum of ``P`` is recorded (``spectra_``, in the state; not with
     ``projection="none"``): ``P`` is symmetric positive semi-definite with eigenvalues in ``[0, 1]``, and
@@ -69,13 +71,16 @@ class MLA(Alternating):
         fusion: str = "entropy",
         fusion_weights: Mapping[str, float] | None = None,
         normalize: bool = True,
+        order: str | Sequence[str] = "dataset",
     ) -> None:
         self.projection = projection
         self.fusion = fusion
         self.fusion_weights = fusion_weights
         self.normalize = normalize
+        self.order = order
 
     def validate(self, modalities: Sequence[str]) -> None:
+        super().validate(modalities)
         check_choice("projection", self.projection, ("owm", "none", "identity"))
         check_choice("fusion", self.fusion, ("entropy", "fixed"))
         weights = self.fusion_weights
@@ -108,7 +113,7 @@ class MLA(Alternating):
         if self.projection == "none" or first:
             return {"projection_shrink": torch.ones((), device=grad.device)}
         if self.projection == "owm":
-            self.projector_.update_(feats[modality].detach().mean(0), self._alpha)
+            self.projector_.update_(feats[modality].detach().float().mean(0), self._alpha)
         raw = grad.norm()
         grad.copy_(self.projector_.project(grad))
         return {"projection_shrink": grad.norm() / raw.clamp_min(1e-12)}
