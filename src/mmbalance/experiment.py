@@ -153,6 +153,12 @@ def build(
         parts = dataset.split() or stratified_split(
             dataset.labels, cfg["data"]["split"], cfg["train"]["seed"]
         )
+    for k, rows in parts.items():
+        if len(rows) == 0:
+            raise ConfigError(
+                f"the {k} split is empty ({len(dataset)} rows, split {cfg['data']['split']}); expected rows "
+                "in train, val and test: use more rows or another data.split"
+            )
     if preprocessing is None:
         dataset.fit(parts["train"], {k: parts[k] for k in ("val", "test")})
     else:
@@ -187,7 +193,7 @@ def attach_feature_caches(s: Setup, log: Any = None) -> None:
             if log:
                 log(f"feature cache: {m} is augmented in training, so its features are computed every time")
             continue
-        attach(enc, folder, tuple(s.dataset.input_shape(m)))
+        attach(enc, folder, tuple(s.dataset.input_shape(m)), s.config["train"]["precision"])
         if log:
             log(f"feature cache: {m}'s frozen backbone features are kept in {folder}")
 
@@ -323,6 +329,7 @@ def train_run(
 
     trainer = make_trainer(s, on_epoch=epoch_done, progress=progress)
     check_run_dir(out, s.config)
+    check_same_data(out, s)
     if (out / "metrics.json").exists():  # finished with this very config: nothing to do
         if log:
             log(f"{out} is finished; its metrics are reused (use a new --out to train again)")
@@ -404,6 +411,21 @@ def check_run_dir(out: Path, cfg: Mapping[str, Any]) -> None:
                 f"{out} holds a run with another config (differs in {', '.join(diff[:4])}); "
                 "use a new --out directory or remove that one"
             )
+
+
+def check_same_data(out: Path, s: Setup) -> None:
+    """Refuse to resume or reuse a run whose data changed (a manifest edited since: the saved split and
+    preprocessing belong to other rows)."""
+    saved = out / PREPROCESSING
+    started = (out / "last.pt").exists() or (out / "metrics.json").exists()
+    if not (started and saved.exists()):
+        return
+    old = json.loads(saved.read_text()).get("fingerprint")
+    new = s.dataset.preprocessing().get("fingerprint")
+    if old is not None and old != new:
+        raise ConfigError(
+            f"{out} holds a run trained on other data (the manifest changed since); use a new --out directory"
+        )
 
 
 def _lookup(cfg: Any, dotted: str) -> tuple[bool, Any]:

@@ -78,12 +78,15 @@ def predict_dataset(s: Setup, dataset: Any) -> Predictions:
             rows = batch.index.cpu()
             probs[rows] = torch.softmax(s.strategy.predict(out).float(), dim=1).cpu()
             for m, z in out.unimodal_logits.items():
-                uni[m][rows] = z.argmax(1).cpu()
+                pred = z.argmax(1).cpu()
+                has = batch.has(m)  # a modality a row lacks predicts nothing for it (-1: written empty)
+                uni[m][rows] = pred if has is None else torch.where(has.cpu(), pred, -1)
     return Predictions(list(s.dataset.class_names or []), probs, uni, errors, list(dataset.ids))
 
 
 def write_predictions(p: Predictions, out: str | Path) -> None:
-    """CSV: ``id``, ``prediction``, ``p_<class>`` per class, ``<modality>_prediction`` and ``error``."""
+    """CSV: ``id``, ``prediction``, ``p_<class>`` per class, ``<modality>_prediction`` (empty where the row
+    lacks that modality) and ``error``."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -101,7 +104,7 @@ def write_predictions(p: Predictions, out: str | Path) -> None:
         for i, label in enumerate(p.labels):
             bad = bool(p.errors[i])
             probs = ["" if bad else f"{v:.6g}" for v in p.probs[i].tolist()]
-            mods = ["" if bad else p.classes[int(v[i])] for v in p.modality_preds.values()]
+            mods = ["" if bad or int(v[i]) < 0 else p.classes[int(v[i])] for v in p.modality_preds.values()]
             w.writerow([p.ids[i], label, *probs, *mods, p.errors[i]])
     tmp.replace(out)  # a failure never leaves half a file in place of an earlier one
 

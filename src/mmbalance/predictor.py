@@ -90,7 +90,15 @@ class Predictor:
         table = read_table(data)
         self.path.mkdir(parents=True, exist_ok=True)
         out = (self.path / "train.csv").resolve()
-        _write_table(table, out)
+        tmp = out.with_name("train.csv.tmp")
+        _write_table(table, tmp)
+        started = (self.path / "metrics.json").exists() or (self.path / "last.pt").exists()
+        if started and out.exists() and out.read_bytes() != tmp.read_bytes():
+            tmp.unlink()
+            raise ConfigError(
+                f"{self.path} holds a predictor trained on other data; fit into a new Predictor(path=...)"
+            )
+        tmp.replace(out)
         return out, str(Path.cwd())  # relative paths in a DataFrame are relative to the working directory
 
     # -- using a trained model ----------------------------------------------------------------------
@@ -130,11 +138,11 @@ class Predictor:
         from mmbalance.trainer import evaluate
 
         s, spec = self.setup, dict(missing or {})
-        check_missing(spec, s.model.modalities)
+        check_missing(spec, getattr(s.model, "input_modalities", s.model.modalities))
         rows = self._rows(data, True)
         rows = rows.with_missing(spec, s.config["train"]["seed"]) if spec else rows
         loader = BatchLoader(rows, torch.arange(len(rows)), s.config["data"]["eval_batch_size"])
-        return evaluate(s.model, s.strategy, loader, s.device)
+        return evaluate(s.model, s.strategy, loader, s.device, s.config["train"]["precision"])
 
     # -- persistence --------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

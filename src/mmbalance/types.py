@@ -50,6 +50,15 @@ class Batch:
             None if self.present is None else {m: p.to(device) for m, p in self.present.items()},
         )
 
+    def pin_memory(self) -> Batch:
+        """The batch in page-locked memory (the DataLoader calls this with ``pin_memory=True``)."""
+        return Batch(
+            {m: x.pin_memory() for m, x in self.inputs.items()},
+            self.label.pin_memory(),
+            None if self.index is None else self.index.pin_memory(),
+            None if self.present is None else {m: p.pin_memory() for m, p in self.present.items()},
+        )
+
     def has(self, modality: str) -> Tensor | None:
         """The rows that have ``modality`` (a bool mask), or ``None`` when every row has it."""
         return None if self.present is None else self.present.get(modality)

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Sampler
 
-from mmbalance.errors import ConfigError
+from mmbalance.errors import ConfigError, DataError
 from mmbalance.types import Batch, Sample
 
 
@@ -130,6 +130,9 @@ class BatchLoader:
             num_workers=num_workers,
             pin_memory=pin_memory,
             persistent_workers=num_workers > 0,
+            # the workers' base seed comes from this generator, never from the global RNG: training draws
+            # (dropout) are the same whatever the number of workers, and after a resume
+            generator=torch.Generator().manual_seed(seed),
         )
 
     @property
@@ -147,4 +150,7 @@ class BatchLoader:
         return len(self.sampler)
 
     def __iter__(self) -> Iterator[Batch]:
-        return iter(self.loader)
+        try:
+            yield from self.loader
+        except DataError as exc:  # raised in a worker: keep the one line that names the place
+            raise DataError(str(exc).strip().splitlines()[-1].split("DataError: ", 1)[-1]) from None

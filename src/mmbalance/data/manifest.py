@@ -11,6 +11,8 @@ exactly the same preprocessing. See docs/data.md.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from torch import Tensor
 
 from mmbalance.data.registry import DATASETS
 from mmbalance.data.sources import SOURCES, Source
-from mmbalance.data.sources.columns import as_number
+from mmbalance.data.sources.columns import as_number, canonical
 from mmbalance.data.spec import normalise_modalities
 from mmbalance.data.table import Table, read_table
 from mmbalance.errors import ConfigError, DataError
@@ -70,6 +72,7 @@ class ManifestDataset:
                 s.check()
         self.id_column = id_column
         self.ids = self._ids(id_column)
+        self.label_required = label_required
         self._raw = self._raw_labels(label_required)
         self.class_names: list[str] | None = None
         self.labels = torch.full((len(table),), -1, dtype=torch.long)
@@ -92,7 +95,7 @@ class ManifestDataset:
                     raise DataError(
                         f"{self.table.where(i, self.label_column)}: empty label; expected a class"
                     )
-        return [None if v is None else str(v).strip() for v in cells]
+        return [None if v is None else canonical(v) for v in cells]
 
     def _index(self, names: list[str]) -> Tensor:
         pos = {c: i for i, c in enumerate(names)}
@@ -102,6 +105,9 @@ class ManifestDataset:
         if self._raw is not None:
             for i, v in enumerate(self._raw):
                 if v is not None and v not in names:
+                    if not self.label_required:  # prediction: a label it cannot use is no label
+                        self._raw[i] = None
+                        continue
                     raise DataError(
                         f"{self.table.where(i, self.label_column)}: label {v!r} is not one of the training "
                         f"classes {names}"
@@ -159,9 +165,26 @@ class ManifestDataset:
             s.fit(rows)
 
     def preprocessing(self) -> dict[str, Any]:
-        return {"classes": self.class_names, "sources": {m: s.state() for m, s in self.sources.items()}}
+        return {
+            "classes": self.class_names,
+            "sources": {m: s.state() for m, s in self.sources.items()},
+            "fingerprint": self.fingerprint(),
+        }
+
+    def fingerprint(self) -> str:
+        """A hash of the table's columns and cells: a run's split and fit belong to exactly these rows."""
+        h = hashlib.sha256()
+        for name, cells in self.table.columns.items():
+            h.update(json.dumps([name, [None if v is None else str(v) for v in cells]]).encode())
+        return h.hexdigest()[:16]
 
     def load_preprocessing(self, state: Mapping[str, Any]) -> None:
+        saved = state.get("fingerprint")
+        if saved is not None and saved != self.fingerprint():
+            raise DataError(
+                f"{self.table.source} has changed since the run was trained on it (its rows no longer match "
+                "the run's split and preprocessing); train a new run on it"
+            )
         self._set_classes(list(state["classes"]))
         for m, s in self.sources.items():
             s.load_state(state["sources"][m])
@@ -241,7 +264,7 @@ class ManifestDataset:
             label_required=label_required,
             strict=strict,
         )
-        new.load_preprocessing(self.preprocessing())
+        new.load_preprocessing({k: v for k, v in self.preprocessing().items() if k != "fingerprint"})
         return new
 
 

@@ -66,6 +66,8 @@ def _missing_to_none(value: Any) -> Any:
         return None
     if isinstance(value, float) and math.isnan(value):
         return None
+    if type(value).__name__ in ("NAType", "NaTType"):  # pandas' missing values of nullable dtypes
+        return None
     return value
 
 

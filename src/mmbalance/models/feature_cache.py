@@ -59,10 +59,14 @@ class FeatureCache:
         self.new = 0
 
 
-def backbone_key(encoder: nn.Module, input_shape: tuple[int, ...]) -> str:
-    """A hash of what determines a frozen trunk's output: its class, the input shape and its weights."""
-    h = hashlib.sha256(f"{type(encoder).__name__}{tuple(input_shape)}".encode())
+def backbone_key(encoder: nn.Module, input_shape: tuple[int, ...], precision: str = "fp32") -> str:
+    """A hash of what determines a frozen trunk's output: its class, the input shape, the precision and its
+    frozen weights and buffers (not the trainable projection after it, so every seed shares the store)."""
+    h = hashlib.sha256(f"{type(encoder).__name__}{tuple(input_shape)}{precision}".encode())
+    trainable = {n for n, p in encoder.named_parameters() if p.requires_grad}
     for name, t in sorted(encoder.state_dict().items()):
+        if name in trainable:
+            continue
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:20]
@@ -72,10 +76,12 @@ def cacheable(encoder: nn.Module) -> bool:
     return bool(getattr(encoder, "freeze", False)) and callable(getattr(encoder, "trunk", None))
 
 
-def attach(encoder: nn.Module, folder: Path, input_shape: tuple[int, ...]) -> FeatureCache:
+def attach(
+    encoder: nn.Module, folder: Path, input_shape: tuple[int, ...], precision: str = "fp32"
+) -> FeatureCache:
     """Route ``encoder.trunk`` through a :class:`FeatureCache` in ``folder`` (the encoder's parameters and
     state-dict names are unchanged)."""
-    cache = FeatureCache(folder / f"{backbone_key(encoder, input_shape)}.pt")
+    cache = FeatureCache(folder / f"{backbone_key(encoder, input_shape, precision)}.pt")
     trunk = encoder.trunk
     encoder.trunk = lambda x: cache(trunk, x)  # type: ignore[method-assign]
     encoder.feature_cache = cache

@@ -139,14 +139,16 @@ class DOMFN(Strategy):
 
     def predict(self, out: ModelOutput) -> Tensor:
         """Per sample: the fused scores when the gate accepts, else the most confident modality's scores
-        (always the latter while pre-training: the fused classifier has not been trained yet)."""
+        (always the latter while pre-training: the fused classifier has not been trained yet, and for a row
+        that lacks a modality: the choice is then among the modalities it has)."""
         probs, _, fused = self.gate(out)
         fused = fused & (not self.pretraining_)
         scores = torch.stack([self._as_logits(z) for z in out.unimodal_logits.values()])  # [M, B, C]
         confidence = probs.amax(-1)  # [M, B]
         present = presence_weights(out.present, list(out.unimodal_logits), confidence[0])
-        if present is not None:  # only a modality the row has can be chosen
+        if present is not None:  # only a modality the row has can be chosen, never the fused scores
             confidence = confidence.masked_fill(present == 0, float("-inf"))
+            fused = fused & (present > 0).all(0)
         best = confidence.argmax(0)  # [B]: the modality with the highest maximum score
         chosen = scores.gather(0, best[None, :, None].expand(1, *scores.shape[1:])).squeeze(0)
         return torch.where(fused[:, None], self._as_logits(out.logits), chosen)

@@ -204,7 +204,7 @@ def test_missing_columns_are_imputed_and_whole_modalities_absent(tmp_path: Path)
     )  # two of three columns missing: indicators/unknown slot
     gone = ds.with_missing({"image": 1.0}, seed=0)[4]
     assert gone.present["image"] is False and float(gone.inputs["image"].abs().sum()) == 0
-    with pytest.raises(ConfigError, match="only a columns or features modality"):
+    with pytest.raises(ConfigError, match="only a columns modality"):
         ds.with_missing({"image": 0.5}, seed=0)
 
 

@@ -71,8 +71,8 @@ class Source:
     def drop(self, row: int, frac: float, seed: int) -> tuple[Tensor, bool]:
         """Row ``row`` with a fraction ``frac`` of its columns missing (only column-wise sources)."""
         raise ConfigError(
-            f"missing {self.name}={frac:g}: only a columns or features modality can lose a fraction of its "
-            f"values; use {self.name}=1.0 to drop the whole modality"
+            f"missing {self.name}={frac:g}: only a columns modality can lose a fraction of its values; "
+            f"use {self.name}=1.0 to drop the whole modality"
         )
 
     def cells(self, column: str) -> list[Any]:

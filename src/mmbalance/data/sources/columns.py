@@ -24,6 +24,24 @@ from mmbalance.data.sources.base import Source
 from mmbalance.errors import ConfigError, DataError
 
 
+def canonical(value: Any) -> str:
+    """A category or label as text, the same however the table stored it: strings stripped, integral
+    numbers without a decimal part (``1``, ``1.0`` and ``" 1 "`` are all ``"1"``).
+
+    >>> canonical(1.0), canonical(" 1 "), canonical(2.5), canonical("F")
+    ('1', '1', '2.5', 'F')
+    """
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    text = str(value).strip()
+    number = as_number(text)
+    if number is not None and math.isfinite(number) and number.is_integer() and "." in text:
+        return str(int(number))
+    return text
+
+
 def as_number(value: Any) -> float | None:
     """A cell as a float (``None`` if it is not a number)."""
     if isinstance(value, bool):
@@ -83,7 +101,7 @@ class ColumnsSource(Source):
             self.mean_[c], self.std_[c] = mean, math.sqrt(var) if var > 1e-12 else 1.0
         for c in self.categorical:
             cells = self.cells(c)
-            self.categories_[c] = sorted({str(cells[i]) for i in rows if cells[i] is not None})
+            self.categories_[c] = sorted({canonical(cells[i]) for i in rows if cells[i] is not None})
 
     def state(self) -> dict[str, Any]:
         return {"numeric": self.numeric, "mean": self.mean_, "std": self.std_, "categories": self.categories_}
@@ -106,13 +124,16 @@ class ColumnsSource(Source):
             present |= v is not None
             if c in self.mean_:
                 x = as_number(v) if v is not None else None
-                if x is not None and not math.isfinite(x):
-                    raise DataError(f"{self.table.where(row, c)}: {v!r} is not a finite number")
+                if v is not None and (x is None or not math.isfinite(x)):
+                    raise DataError(
+                        f"{self.table.where(row, c)}: {v!r} is not a finite number; expected a number or an "
+                        "empty cell"
+                    )
                 out += [0.0, 1.0] if x is None else [(x - self.mean_[c]) / self.std_[c], 0.0]
             else:
                 cats = self.categories_[c]
                 hot = [0.0] * (len(cats) + 1)
-                key = None if v is None else str(v)
+                key = None if v is None else canonical(v)
                 hot[cats.index(key) if key in cats else len(cats)] = 1.0
                 out += hot
         return torch.tensor(out, dtype=torch.float32), present
