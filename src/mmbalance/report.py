@@ -1,4 +1,4 @@
-"""``report.html`` of ``mmbalance compare`` (one self-contained page), and ``mmbalance plot RUN_DIR``.
+"""``report.html`` of ``mmbalance compare`` (one self-contained page); ``mmbalance plot`` reads history here.
 
 Per dataset: the summary table (mean ± std over seeds), validation curves averaged over seeds per epoch,
 the gradient-conflict diagnostic and test-accuracy bars. Nothing is fetched from the network.
@@ -6,7 +6,6 @@ the gradient-conflict diagnostic and test-accuracy bars. Nothing is fetched from
 
 from __future__ import annotations
 
-import argparse
 import csv
 import re
 import statistics
@@ -18,7 +17,6 @@ from typing import Any
 
 from mmbalance import plots
 from mmbalance.compare import modality_columns, sharpness_columns, sharpness_note
-from mmbalance.errors import ConfigError, MMBalanceError
 from mmbalance.variants import run_dir_name
 
 CSS = """
@@ -200,27 +198,3 @@ def write_report(root: Path, rows: Sequence[Mapping[str, Any]], summary: Sequenc
     path = Path(root) / "report.html"
     path.write_text(render(Path(root), rows, summary), encoding="utf-8")
     return path
-
-
-def cmd_plot(args: argparse.Namespace) -> int:
-    """``mmbalance plot RUN_DIR``: the run's curves as a PNG (default ``RUN_DIR/curves.png``)."""
-    run_dir = Path(args.run_dir)
-    hist = run_dir / "history.csv"
-    if not hist.is_file():
-        raise ConfigError(f"{run_dir} has no history.csv; expected a run directory of `mmbalance train`")
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError as exc:
-        raise MMBalanceError(f"plot needs matplotlib ({exc}); pip install 'mmbalance[report]'") from exc
-    out = Path(args.out) if args.out else run_dir / "curves.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    print(plots.save_png(plots.run_figure(read_history(hist), title=str(run_dir)), out))
-    return 0
-
-
-def add_plot_command(sub: Any) -> None:
-    """Register ``mmbalance plot`` on the CLI's subparsers."""
-    p = sub.add_parser("plot", help="plot one run directory's training curves as a PNG")
-    p.add_argument("run_dir")
-    p.add_argument("--out", help="PNG file (default RUN_DIR/curves.png)")
-    p.set_defaults(func=cmd_plot)

@@ -12,16 +12,14 @@ for two.
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mmbalance import config as config_mod
-from mmbalance.compare import RunSpec, mean_pm, modality_columns, run_all, split_list, summarize, write_csv
+from mmbalance.compare import RunSpec, mean_pm, modality_columns, split_list
 from mmbalance.errors import ConfigError
 
 RESERVED = {"train__seed": "--seeds", "train__epochs": "--epochs"}
@@ -132,73 +130,3 @@ def write_sweep_figure(path: Path, key: str, rows: Sequence[dict[str, Any]]) -> 
     means = [100 * r["test_acc_mean"] for r in rows]
     stds = [100 * r["test_acc_std"] for r in rows]
     return save_png(sensitivity_figure(values, means, stds, key, "test accuracy (%)"), path)
-
-
-def cmd_sweep(args: argparse.Namespace) -> int:
-    """Run the grid x seeds, then write ``results.csv``, ``sweep.csv`` and the figure and print the table."""
-    from mmbalance import sweep_grid
-    from mmbalance.cli import data_overrides, make_logger, show_progress
-
-    if args.seeds < 1 or args.epochs < 1:
-        raise ConfigError(f"--seeds={args.seeds} and --epochs={args.epochs} must be positive integers")
-    from mmbalance.compare import base_overrides, recipe_method_options
-
-    params = parse_params(args.param)
-    data = data_overrides(args)
-    base, base_datasets = base_overrides(args.config)
-    options = recipe_method_options(args.config)
-    method = args.method or next(iter(options), None) or "joint"
-    dataset = "manifest" if data else args.dataset or next(iter(base_datasets), "mfeat")
-    shared = [*base, *options.get(method, []), *data, *args.overrides]
-    specs = plan_grid(dataset, method, params, args.seeds, shared)
-    root = Path(args.out)
-    results = run_all(specs, root, args.epochs, make_logger(args.quiet), show_progress(args.quiet))
-    write_csv(root / "results.csv", [sweep_grid.run_row(r, method) for r in results])
-    if len(params) == 1:
-        key, grid = params[0]
-        rows = sweep_rows(key, grid, summarize(results))
-        figure, table = "sweep.png", sweep_table(rows)
-    else:
-        rows = sweep_grid.grid_rows(params, summarize(results))
-        figure, table = "heatmap.png", sweep_grid.grid_table(params, rows)
-    write_csv(root / "sweep.csv", rows)
-    try:
-        if len(params) == 1:
-            write_sweep_figure(root / figure, params[0][0], rows)
-        elif len(params) == 2:
-            sweep_grid.write_heatmap(root / figure, params, rows)
-    except ImportError as exc:  # matplotlib is an optional extra
-        if not args.quiet:
-            print(f"mmbalance: {figure} skipped ({exc}); pip install 'mmbalance[report]'", file=sys.stderr)
-    print(table)
-    return 0
-
-
-def add_sweep_command(sub: Any) -> None:
-    """Register ``mmbalance sweep`` on the CLI's subparsers."""
-    sw = sub.add_parser("sweep", help="hyperparameters over a grid x seeds (resumable), with a plot")
-    sw.add_argument("--dataset", help="a registered dataset (default: the --config file's, else mfeat)")
-    sw.add_argument(
-        "--method",
-        help="a registered strategy, see `mmbalance list` (default: the --config file's, else joint)",
-    )
-    sw.add_argument(
-        "--config",
-        "--recipe",
-        help="a config file (e.g. recipes/dvm/gaal.yaml) every run starts from; --param values win over it",
-    )
-    sw.add_argument(
-        "--param",
-        required=True,
-        action="append",
-        help="KEY=V1,V2,..., e.g. strategy__margin=0,0.25,0.5; repeat it to sweep the grid of several",
-    )
-    sw.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1)")
-    sw.add_argument("--epochs", type=int, default=30)
-    sw.add_argument("--out", required=True, help="sweep directory")
-    sw.add_argument("--quiet", action="store_true")
-    sw.add_argument("overrides", nargs="*", help="KEY=VALUE applied to every run")
-    from mmbalance.cli import add_data_options
-
-    add_data_options(sw)
-    sw.set_defaults(func=cmd_sweep)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from mmbalance.cli.common import add_data_options, config_from_args, make_logger
+
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from mmbalance.cli import _config_from_args, make_logger
     from mmbalance.pretrain.stage import pretrain_run
 
     if not args.method:
         args.method = "mmcl"
-    cfg, overrides = _config_from_args(args)
+    cfg, overrides = config_from_args(args)
     history = pretrain_run(cfg, args.out, overrides, log=make_logger(args.quiet))
     last = history[-1] if history else {}
     print(
@@ -25,8 +26,6 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 def add_pretrain_command(sub: Any) -> None:
     """Register ``mmbalance pretrain`` on the CLI's subparsers."""
-    from mmbalance.cli import add_data_options
-
     p = sub.add_parser(
         "pretrain",
         help="pre-train encoders without labels (mmcl) into a run directory that train can start from",

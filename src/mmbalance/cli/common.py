@@ -1,0 +1,81 @@
+"""What the commands share: status lines and progress on stderr, the options of your own data, and the
+config and ``KEY=VALUE`` overrides a command line stands for."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+
+def show_progress(quiet: bool) -> bool:
+    """A progress bar only on an interactive terminal, never under CI or ``--quiet``."""
+    return not quiet and sys.stderr.isatty() and not os.environ.get("CI")
+
+
+def make_logger(quiet: bool) -> Callable[[str], None]:
+    """Status lines go to stderr (stdout carries the results), or nowhere with ``--quiet``."""
+    return (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """``--data/--modalities/--label/--split-column/--id-column``: train on your own manifest."""
+    g = parser.add_argument_group("your own data (a manifest; see docs/data.md)")
+    g.add_argument("--data", metavar="MANIFEST", help="a CSV or Parquet file, one row per sample")
+    g.add_argument(
+        "--modalities",
+        help="NAME=KIND:COLUMN,... with KIND image, audio, text, features (a .npy path) or "
+        "columns:C1,C2,...; e.g. 'image=image:photo,tabular=columns:age,sex,text=text:notes'",
+    )
+    g.add_argument("--label", help="the label column (default: label)")
+    g.add_argument("--split-column", help="a column of train/val/test (default: a stratified split by seed)")
+    g.add_argument("--id-column", help="a column of unique row ids (checked; written with predictions)")
+
+
+def data_overrides(args: argparse.Namespace) -> list[str]:
+    """The ``dataset__...`` overrides of the data options (none without ``--data``)."""
+    from pathlib import Path
+
+    from mmbalance.errors import ConfigError
+
+    given = {k: getattr(args, k, None) for k in ("modalities", "label", "split_column", "id_column")}
+    if not getattr(args, "data", None):
+        named = [f"--{k.replace('_', '-')}" for k, v in given.items() if v]
+        if named:
+            raise ConfigError(f"{', '.join(named)} given without --data; expected --data MANIFEST with them")
+        return []
+    if not given["modalities"]:
+        raise ConfigError(
+            "--data needs --modalities, e.g. --modalities image=image:photo,tabular=columns:age,bp"
+        )
+    from mmbalance.data.spec import parse_modalities
+
+    out = ["dataset__name=manifest", f"dataset__path={Path(args.data).expanduser().resolve()}"]
+    # the mapping form (JSON is YAML), so that dataset__modalities__NAME__OPTION=... overrides can follow
+    given["modalities"] = json.dumps(parse_modalities(given["modalities"]))
+    return out + [f"dataset__{k}={v}" for k, v in given.items() if v]
+
+
+def config_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    """The ``--config`` file's sections and the overrides of the options (``--dataset``, ``--method``,
+    the data options, ``--seed``, ``--epochs``, ``--device``) followed by the ``KEY=VALUE`` ones."""
+    from mmbalance import config
+
+    cfg: dict[str, Any] = config.load_file(args.config) if args.config else {}
+    overrides = []
+    if args.dataset:
+        overrides.append(f"dataset__name={args.dataset}")
+    if args.method:
+        overrides.append(f"strategy__name={args.method}")
+    overrides += data_overrides(args)
+    for key, value in (
+        ("train__seed", args.seed),
+        ("train__epochs", args.epochs),
+        ("train__device", args.device),
+    ):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    return cfg, overrides + list(args.overrides)
