@@ -65,7 +65,7 @@ def tiny_problem(
     mods = strategy.modalities(ds.modalities)
     encoder = {"name": "mlp", "hidden": (8,), "dropout": dropout}
     model = build_model(
-        {m: {**encoder, **strategy.encoder_options(m, ds.modalities)} for m in mods},
+        {m: _with_options(encoder, strategy.encoder_options(m, ds.modalities)) for m in mods},
         {m: ds.input_shape(m) for m in ds.modalities},
         ds.num_classes,
         strategy.head_config(),
@@ -82,6 +82,12 @@ def tiny_problem(
     ds.labels = ds.labels.to(device)
     loader = BatchLoader(ds, torch.arange(len(ds), device=device), batch_size=16, shuffle=False)
     return TinyProblem(ds, loader, model, strategy, scheduler)
+
+
+def _with_options(encoder: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """The strategy's encoder options merged into ``encoder``, or replacing it when they name another
+    encoder (as :func:`mmbalance.experiment.encoder_configs` does)."""
+    return {**encoder, **options} if options.get("name", encoder["name"]) == encoder["name"] else options
 
 
 def run_steps(p: TinyProblem, steps: int = 2, epoch: int = 0) -> list[StepResult]:

@@ -14,6 +14,7 @@ from mmbalance.models import heads as _heads  # noqa: F401  (registers)
 from mmbalance.models import i3d as _i3d  # noqa: F401  (registers)
 from mmbalance.models import resnet as _resnet  # noqa: F401  (registers)
 from mmbalance.models import sequence as _sequence  # noqa: F401  (registers)
+from mmbalance.models import tab_transformer as _tab_transformer  # noqa: F401  (registers)
 from mmbalance.models import text as _text  # noqa: F401  (registers)
 from mmbalance.models.heads import Head, presence_weights
 from mmbalance.models.multimodal import MultimodalModel, parameter_groups

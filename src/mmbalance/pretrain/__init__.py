@@ -9,6 +9,7 @@ trains, builds its extra modules (projectors) and computes an unsupervised loss 
 from __future__ import annotations
 
 from mmbalance.pretrain import mmcl as _mmcl  # noqa: F401  (registers)
+from mmbalance.pretrain import tip as _tip  # noqa: F401  (registers)
 from mmbalance.pretrain.base import PRETRAINED, PRETRAINERS, Pretrainer
 from mmbalance.pretrain.init import init_from_run
 from mmbalance.pretrain.stage import pretrain_run

@@ -25,6 +25,15 @@ class Pretrainer:
         """The modalities whose encoders are pre-trained (and saved)."""
         raise NotImplementedError
 
+    def encoder_options(self, modality: str, available: Sequence[str]) -> dict[str, Any]:
+        """Encoder options the method sets for ``modality`` over the dataset's default (none by default;
+        TIP's tabular encoder is the ``tab_transformer``); the downstream strategy sets the same."""
+        return {}
+
+    def build_for(self, model: MultimodalModel, modalities: Sequence[str]) -> nn.Module:
+        """The method's own modules for ``model`` (default: :meth:`build` of the encoders' widths)."""
+        return self.build({m: model.encoders[m].out_dim for m in modalities})
+
     def build(self, feature_dims: Mapping[str, int]) -> nn.Module:
         """The method's own modules (projectors), trained with the encoders and saved beside them."""
         raise NotImplementedError

@@ -60,6 +60,13 @@ def pretrain_run(
     resolved, pre = resolve_pretrain(cfg, overrides)
     s = build({**resolved, "strategy": {"name": "joint"}})
     mods = pre.modalities(s.dataset.modalities)
+    options = {m: pre.encoder_options(m, s.dataset.modalities) for m in mods}
+    if any(options.values()):  # the method's encoders (TIP's tabular transformer): build again with them
+        given = resolved["model"]["encoders"]
+        encoders = {**given, **{m: {**given.get(m, {}), **o} for m, o in options.items() if o}}
+        s = build(
+            {**resolved, "model": {**resolved["model"], "encoders": encoders}, "strategy": {"name": "joint"}}
+        )
     full = {**s.config, "strategy": resolved["strategy"]}
     if (out / PRETRAINED).exists():
         _check_same_config(out, full)
@@ -67,7 +74,7 @@ def pretrain_run(
             log(f"{out} is finished; its pre-trained encoders are reused")
         return json.loads((out / "history.json").read_text())  # type: ignore[no-any-return]
     model, device = s.model.to(s.device), s.device
-    extra = pre.build({m: model.encoders[m].out_dim for m in mods}).to(device)
+    extra = pre.build_for(model, mods).to(device)
     params = [p for m in mods for p in model.encoder_parameters(m)] + list(extra.parameters())
     optimizer = _optimizer(params, full["optim"])
     epochs = int(full["train"]["epochs"])

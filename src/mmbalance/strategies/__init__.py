@@ -20,6 +20,7 @@ from mmbalance.strategies import ogm_ge as _ogm_ge  # noqa: F401  (registers)
 from mmbalance.strategies import pmr as _pmr  # noqa: F401  (registers)
 from mmbalance.strategies import reconboost as _reconboost  # noqa: F401  (registers)
 from mmbalance.strategies import smv as _smv  # noqa: F401  (registers)
+from mmbalance.strategies import tip as _tip  # noqa: F401  (registers)
 from mmbalance.strategies.base import Strategy
 from mmbalance.strategies.registry import STRATEGIES
 
