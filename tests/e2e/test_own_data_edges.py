@@ -131,3 +131,14 @@ def test_refitting_a_predictor_on_other_data_keeps_the_first(tmp_path: Path) -> 
         )
     assert (tmp_path / "m" / "train.csv").read_bytes() == first
     assert json.loads((tmp_path / "m" / "metrics.json").read_text())["epochs_run"] == 1
+
+
+def test_paths_and_column_names_are_taken_literally(tmp_path: Path) -> None:
+    folder = tmp_path / "run #3: a"  # a '#' and ': ' would be YAML syntax
+    manifest = write_manifest(folder, 30, kinds=("numeric",))
+    args = ["train", "--data", str(manifest), "--modalities", "tab=columns:bp", "--label", "label"]
+    assert main([*args, "--id-column", "id", "--epochs", "1", "--out", str(tmp_path / "r"), *FAST]) == 0
+    import yaml
+
+    cfg = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
+    assert cfg["dataset"]["path"] == str(manifest.resolve()) and cfg["dataset"]["id_column"] == "id"

@@ -53,10 +53,15 @@ def data_overrides(args: argparse.Namespace) -> list[str]:
         )
     from mmbalance.data.spec import parse_modalities
 
-    out = ["dataset__name=manifest", f"dataset__path={Path(args.data).expanduser().resolve()}"]
+    # values quoted as JSON strings (JSON is YAML): a path or a column name is never read as YAML syntax
+    out = [
+        "dataset__name=manifest",
+        f"dataset__path={json.dumps(str(Path(args.data).expanduser().resolve()))}",
+    ]
     # the mapping form (JSON is YAML), so that dataset__modalities__NAME__OPTION=... overrides can follow
     given["modalities"] = json.dumps(parse_modalities(given["modalities"]))
-    return out + [f"dataset__{k}={v}" for k, v in given.items() if v]
+    quoted = {k: v if k == "modalities" else json.dumps(str(v)) for k, v in given.items() if v}
+    return out + [f"dataset__{k}={v}" for k, v in quoted.items()]
 
 
 def config_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
