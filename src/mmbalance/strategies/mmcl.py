@@ -5,17 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-import torch
-import torch.nn.functional as F
-
 from mmbalance.errors import check_choice
-from mmbalance.strategies.base import Strategy
+from mmbalance.strategies._finetune import Finetuned
 from mmbalance.strategies.registry import STRATEGIES
-from mmbalance.types import Batch, StepResult
 
 
 @STRATEGIES.register("mmcl")
-class MMCL(Strategy):
+class MMCL(Finetuned):
     """Linear evaluation or fine-tuning of an image encoder pre-trained by ``mmbalance pretrain --method
     mmcl``; image-only at training and test time.
 
@@ -45,18 +41,3 @@ class MMCL(Strategy):
         image = self.image or ("image" if "image" in names else names[0])
         check_choice("image", image, tuple(names))
         return [image]
-
-    def validate(self, modalities: Sequence[str]) -> None:
-        check_choice("finetune", self.finetune, ("frozen", "trainable"))
-
-    def training_step(self, batch: Batch, epoch: int) -> StepResult:
-        if self.finetune == "trainable":
-            return super().training_step(batch, epoch)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.model.encoders.eval()  # frozen: no BatchNorm statistics move, no dropout
-        with torch.no_grad():
-            feats = self.model.encode(batch.inputs)
-        loss = F.cross_entropy(self.model.outputs(feats).logits, batch.label)
-        loss.backward()
-        self.optimizer.step()
-        return StepResult(loss.detach())

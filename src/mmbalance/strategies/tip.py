@@ -5,17 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import torch
-import torch.nn.functional as F
-
-from mmbalance.errors import check_choice
-from mmbalance.strategies.base import Strategy
+from mmbalance.strategies._finetune import Finetuned
 from mmbalance.strategies.registry import STRATEGIES
-from mmbalance.types import Batch, StepResult
 
 
 @STRATEGIES.register("tip")
-class TIP(Strategy):
+class TIP(Finetuned):
     """Linear evaluation or fine-tuning on the image features and the tabular ``[CLS]`` features of encoders
     pre-trained by ``mmbalance pretrain --method tip`` (start with ``model__init_from=RUN``).
 
@@ -51,18 +46,3 @@ class TIP(Strategy):
 
     def encoder_options(self, modality: str, available: Sequence[str]) -> dict[str, Any]:
         return {"name": "tab_transformer"} if modality == self._roles(available)[1] else {}
-
-    def validate(self, modalities: Sequence[str]) -> None:
-        check_choice("finetune", self.finetune, ("frozen", "trainable"))
-
-    def training_step(self, batch: Batch, epoch: int) -> StepResult:
-        if self.finetune == "trainable":
-            return super().training_step(batch, epoch)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.model.encoders.eval()  # frozen: no normalisation statistics move, no dropout
-        with torch.no_grad():
-            feats = self.model.encode(batch.inputs)
-        loss = F.cross_entropy(self.model.outputs(feats).logits, batch.label)
-        loss.backward()
-        self.optimizer.step()
-        return StepResult(loss.detach())
