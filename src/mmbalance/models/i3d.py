@@ -16,7 +16,7 @@ from mmbalance.errors import ConfigError
 from mmbalance.models.i3d_blocks import InceptionModule, MaxPool3dSame, Unit3D
 from mmbalance.models.i3d_weights import STEM, match_trunk
 from mmbalance.models.registry import ENCODERS
-from mmbalance.models.resnet_weights import read_state_dict
+from mmbalance.models.weights import read_state_dict
 
 # name, then ("conv", width, kernel, stride), ("pool", kernel, stride) or ("mixed", branch widths)
 LAYERS: tuple[tuple[str, tuple], ...] = (

@@ -12,45 +12,14 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from mmbalance.errors import ConfigError
+from mmbalance.models.weights import match_state_dict
 
 STEM = "Conv3d_1a_7x7"
-SHOWN = 3  # offending keys named in an error line
-
-
-def _names(keys: list[str]) -> str:
-    return ", ".join(keys[:SHOWN]) + (f" (+{len(keys) - SHOWN} more)" if len(keys) > SHOWN else "")
 
 
 def match_trunk(expected: dict[str, Tensor], given: dict[str, Tensor], where: str) -> dict[str, Tensor]:
     """``given`` without ``logits.*`` and with a 3-channel stem summed to 1 channel where ``expected`` has
     1; one :class:`ConfigError` line listing the first missing, unexpected and misshapen keys otherwise."""
-    out = {k: v for k, v in given.items() if not k.startswith("logits.")}
-    stem, want = out.get(f"{STEM}.conv3d.weight"), expected.get(f"{STEM}.conv3d.weight")
-    if (
-        stem is not None
-        and want is not None
-        and stem.dim() == 5
-        and stem.shape[1] == 3
-        and want.shape[1] == 1
-    ):
-        out[f"{STEM}.conv3d.weight"] = stem.sum(dim=1, keepdim=True)
-    missing = [k for k in expected if k not in out and not k.endswith(".num_batches_tracked")]
-    unexpected = [k for k in out if k not in expected]
-    shapes = [
-        f"{k} {tuple(v.shape)} (model: {tuple(expected[k].shape)})"
-        for k, v in out.items()
-        if k in expected and v.shape != expected[k].shape
-    ]
-    problems = [
-        f"{label} {_names(keys)}"
-        for label, keys in (
-            ("missing keys", missing),
-            ("unexpected keys", unexpected),
-            ("shape mismatch", shapes),
-        )
-        if keys
-    ]
-    if problems:
-        raise ConfigError(f"{where}: {'; '.join(problems)}; expected a state dict of the PyTorch I3D port")
-    return out
+    return match_state_dict(
+        expected, given, where, "logits.", f"{STEM}.conv3d.weight", "a state dict of the PyTorch I3D port"
+    )

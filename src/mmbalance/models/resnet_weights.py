@@ -12,39 +12,12 @@ axis, so a grey image ``g`` replicated to RGB gives the same first-layer respons
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
-import torch
 from torch import Tensor
 
-from mmbalance.errors import ConfigError
+from mmbalance.models.weights import match_state_dict, read_state_dict
 
-SHOWN = 3  # offending keys named in an error line
-
-
-def read_state_dict(path: str | Path, what: str) -> dict[str, Tensor]:
-    """The tensors saved at ``path``; a missing or unreadable file, or one that is not a mapping of names
-    to tensors, raises a one-line :class:`ConfigError` that names ``what`` and the file."""
-    if not Path(path).is_file():
-        raise ConfigError(f"{what} weights={str(path)!r}: no such file; expected a saved state dict")
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a corrupt or foreign file
-        reason = " ".join(str(exc).split())[:200]
-        raise ConfigError(f"{what} weights={str(path)!r}: not readable by torch.load ({reason})") from exc
-    if not isinstance(loaded, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, Tensor) for k, v in loaded.items()
-    ):
-        raise ConfigError(
-            f"{what} weights={str(path)!r} holds a {type(loaded).__name__}; expected a state dict "
-            "(a mapping of parameter names to tensors, as torch.save(model.state_dict()) writes)"
-        )
-    return dict(loaded)
-
-
-def _names(keys: list[str]) -> str:
-    more = f" (+{len(keys) - SHOWN} more)" if len(keys) > SHOWN else ""
-    return ", ".join(keys[:SHOWN]) + more
+__all__ = ["match_backbone", "read_state_dict"]
 
 
 def match_backbone(
@@ -53,32 +26,4 @@ def match_backbone(
     """``given`` without its ``fc.*`` keys and with a 3-channel ``conv1.weight`` summed to 1 channel
     when ``expected`` has 1; raises one :class:`ConfigError` line (``where`` names the file) listing the
     first missing, unexpected and wrongly shaped keys when the result does not fit ``expected``."""
-    out = {k: v for k, v in given.items() if not k.startswith("fc.")}
-    conv, want = out.get("conv1.weight"), expected.get("conv1.weight")
-    if (
-        conv is not None
-        and want is not None
-        and conv.dim() == 4
-        and conv.shape[1] == 3
-        and want.shape[1] == 1
-    ):
-        out["conv1.weight"] = conv.sum(dim=1, keepdim=True)
-    missing = [k for k in expected if k not in out and not k.endswith(".num_batches_tracked")]
-    unexpected = [k for k in out if k not in expected]
-    shapes = [
-        f"{k} {tuple(v.shape)} (model: {tuple(expected[k].shape)})"
-        for k, v in out.items()
-        if k in expected and v.shape != expected[k].shape
-    ]
-    problems = [
-        f"{label} {_names(keys)}"
-        for label, keys in (
-            ("missing keys", missing),
-            ("unexpected keys", unexpected),
-            ("shape mismatch", shapes),
-        )
-        if keys
-    ]
-    if problems:
-        raise ConfigError(f"{where}: {'; '.join(problems)}; expected a torchvision-format state dict")
-    return out
+    return match_state_dict(expected, given, where, "fc.", "conv1.weight", "a torchvision-format state dict")
