@@ -16,7 +16,7 @@ from mmbalance.errors import ConfigError
 from mmbalance.models.i3d_blocks import InceptionModule, MaxPool3dSame, Unit3D
 from mmbalance.models.i3d_weights import STEM, match_trunk
 from mmbalance.models.registry import ENCODERS
-from mmbalance.models.weights import read_state_dict
+from mmbalance.models.weights import keep_batchnorm_frozen, load_parts, read_state_dict
 
 # name, then ("conv", width, kernel, stride), ("pool", kernel, stride) or ("mixed", branch widths)
 LAYERS: tuple[tuple[str, tuple], ...] = (
@@ -99,18 +99,13 @@ class I3D(nn.Module):
     def _load(self, path: str) -> None:
         given = read_state_dict(path, "i3d")
         matched = match_trunk(self.backbone_state_dict(), given, f"i3d weights={path!r}")
-        for name in self.names:
-            prefix = f"{name}."
-            sub = {k[len(prefix) :]: v for k, v in matched.items() if k.startswith(prefix)}
-            getattr(self, name).load_state_dict(sub, strict=False)  # only num_batches_tracked may be absent
+        load_parts(self, self.names, matched)
 
     def train(self, mode: bool = True) -> I3D:
         """Set the mode; a frozen trunk's BatchNorm layers stay in eval mode."""
         super().train(mode)
         if self.freeze:
-            for module in self.modules():
-                if isinstance(module, nn.BatchNorm3d):
-                    module.eval()
+            keep_batchnorm_frozen(self)
         return self
 
     def feature_maps(self, x: Tensor) -> Tensor:

@@ -16,6 +16,7 @@ from mmbalance.errors import ConfigError, check_choice
 from mmbalance.models.registry import ENCODERS
 from mmbalance.models.resnet_blocks import BasicBlock, Bottleneck, init_weights, stage
 from mmbalance.models.resnet_weights import match_backbone, read_state_dict
+from mmbalance.models.weights import keep_batchnorm_frozen, load_parts
 
 BACKBONE = ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4")
 POOLS = ("mean", "max")
@@ -93,18 +94,13 @@ class ResNet(nn.Module):
     def _load(self, path: str, name: str) -> None:
         given = read_state_dict(path, name)
         matched = match_backbone(self.backbone_state_dict(), given, f"{name} weights={path!r}")
-        for part in BACKBONE:
-            prefix = f"{part}."
-            sub = {k[len(prefix) :]: v for k, v in matched.items() if k.startswith(prefix)}
-            getattr(self, part).load_state_dict(sub, strict=False)  # only num_batches_tracked may be absent
+        load_parts(self, BACKBONE, matched)
 
     def train(self, mode: bool = True) -> ResNet:
         """Set the mode; a frozen trunk's BatchNorm layers stay in eval mode."""
         super().train(mode)
         if self.freeze:
-            for module in self.modules():
-                if isinstance(module, nn.BatchNorm2d):
-                    module.eval()
+            keep_batchnorm_frozen(self)
         return self
 
     def feature_maps(self, x: Tensor) -> Tensor:

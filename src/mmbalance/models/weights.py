@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from mmbalance.errors import ConfigError
 
@@ -86,3 +86,20 @@ def match_state_dict(
     if problems:
         raise ConfigError(f"{where}: {'; '.join(problems)}; expected {kind}")
     return out
+
+
+def load_parts(owner: nn.Module, parts: list[str] | tuple[str, ...], matched: Mapping[str, Tensor]) -> None:
+    """Load a :func:`match_state_dict` result into ``owner``'s submodules named ``parts`` (only
+    ``num_batches_tracked`` counters may be absent)."""
+    for part in parts:
+        prefix = f"{part}."
+        sub = {k[len(prefix) :]: v for k, v in matched.items() if k.startswith(prefix)}
+        getattr(owner, part).load_state_dict(sub, strict=False)
+
+
+def keep_batchnorm_frozen(module: nn.Module) -> None:
+    """Put every BatchNorm layer of a frozen trunk back in eval mode (after ``train()``), so its running
+    statistics never move."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
