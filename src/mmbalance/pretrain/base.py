@@ -8,9 +8,28 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from mmbalance.errors import ConfigError
 from mmbalance.models import MultimodalModel
 from mmbalance.registry import Registry
 from mmbalance.types import Batch
+
+
+def image_tabular_roles(
+    method: str, image: str | None, tabular: str | None, available: Sequence[str]
+) -> tuple[str, str]:
+    """``(image, tabular)`` modality names of an image–tabular method: the names given, else ``image`` and
+    ``tabular`` when the dataset has them, else its first and second modality; one-line ``ConfigError``
+    naming ``method`` for a name the dataset lacks or one modality in both roles."""
+    names = list(available)
+    image = image or ("image" if "image" in names else names[0])
+    rest = [m for m in names if m != image]
+    tabular = tabular or ("tabular" if "tabular" in rest else (rest or [image])[0])
+    for key, value in (("image", image), ("tabular", tabular)):
+        if value not in names:
+            raise ConfigError(f"{method} {key}={value!r}; expected one of {names} (set strategy__{key}=NAME)")
+    if image == tabular:
+        raise ConfigError(f"{method} image and tabular are both {image!r}; expected two modalities")
+    return image, tabular
 
 
 class Pretrainer:

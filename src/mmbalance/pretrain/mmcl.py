@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from mmbalance.errors import ConfigError, check_range
 from mmbalance.models import MultimodalModel
-from mmbalance.pretrain.base import PRETRAINERS, Pretrainer
+from mmbalance.pretrain.base import PRETRAINERS, Pretrainer, image_tabular_roles
 from mmbalance.types import Batch
 
 
@@ -85,16 +85,7 @@ class MMCL(Pretrainer):
         self.projection_dim = projection_dim
 
     def roles(self, available: Sequence[str]) -> tuple[str, str]:
-        names = list(available)
-        image = self.image or ("image" if "image" in names else names[0])
-        rest = [m for m in names if m != image]
-        tabular = self.tabular or ("tabular" if "tabular" in rest else (rest or [image])[0])
-        for key, value in (("image", image), ("tabular", tabular)):
-            if value not in names:
-                raise ConfigError(f"mmcl {key}={value!r}; expected one of {names} (set strategy__{key}=NAME)")
-        if image == tabular:
-            raise ConfigError(f"mmcl image and tabular are both {image!r}; expected two modalities")
-        return image, tabular
+        return image_tabular_roles("mmcl", self.image, self.tabular, available)
 
     def modalities(self, available: Sequence[str]) -> list[str]:
         check_range("temperature", self.temperature, 0.0)

@@ -41,16 +41,9 @@ class DAFT(Joint):
     def roles(self, available: Sequence[str]) -> tuple[str, str]:
         """``(image, tabular)``: the names given, else ``image``/``tabular`` when the dataset has them, else
         its first and second modality."""
-        names = list(available)
-        image = self.image or ("image" if "image" in names else names[0])
-        rest = [m for m in names if m != image]
-        tabular = self.tabular or ("tabular" if "tabular" in rest else (rest or [image])[0])
-        for key, value in (("image", image), ("tabular", tabular)):
-            if value not in names:
-                raise ConfigError(f"daft {key}={value!r}; expected one of {names} (set strategy__{key}=NAME)")
-        if image == tabular:
-            raise ConfigError(f"daft image and tabular are both {image!r}; expected two modalities")
-        return image, tabular
+        from mmbalance.pretrain.base import image_tabular_roles  # the pre-training package imports strategies
+
+        return image_tabular_roles("daft", self.image, self.tabular, available)
 
     def modalities(self, available: Sequence[str]) -> list[str]:
         """The image modality alone (the tabular one conditions its encoder)."""
