@@ -1,6 +1,6 @@
 """Prediction with a finished run: the saved preprocessing and the best model, on new manifest rows.
 
-Used by ``mmbalance predict`` and :class:`mmbalance.Predictor`. A row that cannot be read (a missing or
+Used by ``mmbalance predict`` and :class:`mmbalance.Predictor`. Each row is read once; a row that cannot be read (a missing or
 corrupt file, a non-number in a numeric column) is not dropped: it is counted, reported, and written with
 an empty prediction and the reason.
 """
@@ -8,6 +8,7 @@ an empty prediction and the reason.
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from mmbalance.data import BatchLoader
+from mmbalance.data import collate
 from mmbalance.data.table import read_table
 from mmbalance.errors import ConfigError, DataError
 from mmbalance.experiment import Setup, load_run
+from mmbalance.types import Batch
 
 
 @dataclass
@@ -48,39 +50,40 @@ def manifest_rows(s: Setup, data: Any, label_required: bool = False) -> Any:
     return s.dataset.rows_for(read_table(data), label_required=label_required, strict=False)
 
 
-def readable(dataset: Any) -> tuple[list[int], list[str]]:
-    """Rows that read without error, and the reason for every row (``""`` when readable)."""
-    ok, errors = [], []
-    for i in range(len(dataset)):
-        try:
-            dataset[i]
-        except DataError as exc:
-            errors.append(str(exc))
-            continue
-        ok.append(i)
-        errors.append("")
-    return ok, errors
+def readable_batches(dataset: Any, batch_size: int) -> Iterator[tuple[Batch | None, dict[int, str]]]:
+    """Batches of the rows that read, each with the reasons of the rows of its span that did not: every row
+    is read once, and an unreadable one does not stop the others."""
+    for start in range(0, len(dataset), batch_size):
+        samples, errors = [], {}
+        for i in range(start, min(start + batch_size, len(dataset))):
+            try:
+                samples.append(dataset[i])
+            except DataError as exc:
+                errors[i] = str(exc)
+        yield (collate(samples) if samples else None), errors
 
 
 @torch.no_grad()
 def predict_dataset(s: Setup, dataset: Any) -> Predictions:
     """Fused probabilities (the strategy's own test-time fusion) and per-modality predictions."""
-    ok, errors = readable(dataset)
     n, c = len(dataset), s.dataset.num_classes
     probs = torch.full((n, c), float("nan"))
     uni = {m: torch.full((n,), -1, dtype=torch.long) for m in s.model.modalities}
+    errors = [""] * n
     s.model.eval()
-    if ok:
-        loader = BatchLoader(dataset, torch.tensor(ok), s.config["data"]["eval_batch_size"])
-        for batch in loader:
-            batch = batch.to(s.device)
-            out = s.model(batch.inputs) if batch.present is None else s.model(batch.inputs, batch.present)
-            rows = batch.index.cpu()
-            probs[rows] = torch.softmax(s.strategy.predict(out).float(), dim=1).cpu()
-            for m, z in out.unimodal_logits.items():
-                pred = z.argmax(1).cpu()
-                has = batch.has(m)  # a modality a row lacks predicts nothing for it (-1: written empty)
-                uni[m][rows] = pred if has is None else torch.where(has.cpu(), pred, -1)
+    for batch, bad in readable_batches(dataset, s.config["data"]["eval_batch_size"]):
+        for i, reason in bad.items():
+            errors[i] = reason
+        if batch is None:
+            continue
+        batch = batch.to(s.device)
+        out = s.model(batch.inputs) if batch.present is None else s.model(batch.inputs, batch.present)
+        rows = batch.index.cpu()
+        probs[rows] = torch.softmax(s.strategy.predict(out).float(), dim=1).cpu()
+        for m, z in out.unimodal_logits.items():
+            pred = z.argmax(1).cpu()
+            has = batch.has(m)  # a modality a row lacks predicts nothing for it (-1: written empty)
+            uni[m][rows] = pred if has is None else torch.where(has.cpu(), pred, -1)
     return Predictions(list(s.dataset.class_names or []), probs, uni, errors, list(dataset.ids))
 
 
