@@ -1,8 +1,8 @@
 """Prediction with a finished run: the saved preprocessing and the best model, on new manifest rows.
 
-Used by ``mmbalance predict`` and :class:`mmbalance.Predictor`. Each row is read once; a row that cannot be read (a missing or
-corrupt file, a non-number in a numeric column) is not dropped: it is counted, reported, and written with
-an empty prediction and the reason.
+Used by ``mmbalance predict`` and :class:`mmbalance.Predictor`. Each row is read once; a row that cannot
+be read (a missing or corrupt file, a non-number in a numeric column) is not dropped: it is counted,
+reported, and written with an empty prediction and the reason.
 """
 
 from __future__ import annotations
