@@ -421,7 +421,7 @@ def check_same_data(out: Path, s: Setup) -> None:
     if not (started and saved.exists()):
         return
     old = json.loads(saved.read_text()).get("fingerprint")
-    new = s.dataset.preprocessing().get("fingerprint")
+    new = getattr(s.dataset, "fingerprint", lambda: None)()
     if old is not None and old != new:
         raise ConfigError(
             f"{out} holds a run trained on other data (the manifest changed since); use a new --out directory"

@@ -71,6 +71,7 @@ class ManifestDataset:
             for s in self.sources.values():
                 s.check()
         self.id_column = id_column
+        self._fingerprint: str | None = None
         self.ids = self._ids(id_column)
         self.label_required = label_required
         self._raw = self._raw_labels(label_required)
@@ -172,11 +173,14 @@ class ManifestDataset:
         }
 
     def fingerprint(self) -> str:
-        """A hash of the table's columns and cells: a run's split and fit belong to exactly these rows."""
-        h = hashlib.sha256()
-        for name, cells in self.table.columns.items():
-            h.update(json.dumps([name, [None if v is None else str(v) for v in cells]]).encode())
-        return h.hexdigest()[:16]
+        """A hash of the table's columns and cells: a run's split and fit belong to exactly these rows
+        (computed once; the table does not change)."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            for name, cells in self.table.columns.items():
+                h.update(json.dumps([name, [None if v is None else str(v) for v in cells]]).encode())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
 
     def load_preprocessing(self, state: Mapping[str, Any]) -> None:
         saved = state.get("fingerprint")
