@@ -30,6 +30,20 @@ def test_every_strategy_gets_a_ratio_to_joint(tmp_path: Path) -> None:
     assert all(r["peak_mem_bytes"] > 0 and r["peak_mem_ratio"] > 0 for r in results.values())
 
 
+def test_the_resnet18_audio_visual_setting_runs_and_skips_what_does_not_apply(tmp_path: Path) -> None:
+    out = tmp_path / "av.json"
+    args = ["--setting", "resnet18-av", "--av-size", "16", "--methods", "gaal,mla,tip", "--json", str(out)]
+    args += ["--steps", "1", "--warmup", "0", "--batch-size", "4", "--device", "cpu"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.step_time", *args], cwd=ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    saved = json.loads(out.read_text())
+    assert saved["setting"] == "resnet18-av"
+    assert {"joint", "gaal", "mla", "gaal (order=cost)"} <= set(saved["results"])
+    assert "tip" not in saved["results"] and "skipped tip:" in proc.stdout  # a tabular-image method
+
+
 def test_the_precision_benchmark_runs_both_precisions() -> None:
     args = [
         "--steps",
