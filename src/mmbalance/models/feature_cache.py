@@ -73,7 +73,12 @@ def backbone_key(encoder: nn.Module, input_shape: tuple[int, ...], precision: st
 
 
 def cacheable(encoder: nn.Module) -> bool:
-    return bool(getattr(encoder, "freeze", False)) and callable(getattr(encoder, "trunk", None))
+    conditioned = getattr(encoder, "condition", None) is not None  # its trunk also reads another input
+    return (
+        bool(getattr(encoder, "freeze", False))
+        and callable(getattr(encoder, "trunk", None))
+        and not conditioned
+    )
 
 
 def attach(

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from mmbalance.errors import ConfigError, check_choice
+from mmbalance.models.daft import conditioning
 from mmbalance.models.registry import ENCODERS
 from mmbalance.models.resnet_blocks import BasicBlock, Bottleneck, init_weights, stage
 from mmbalance.models.resnet_weights import match_backbone, read_state_dict
@@ -42,6 +43,11 @@ class ResNet(nn.Module):
     trains. Convolutions use Kaiming-normal (fan_out) init, BatchNorm weight 1 and bias 0;
     ``zero_init_residual`` zeroes each block's last BatchNorm weight. ``channels_last`` keeps weights
     and activations in NHWC layout, as the ``cnn`` encoder does.
+
+    ``condition=MODALITY`` puts a DAFT block (:mod:`mmbalance.models.daft`) on the input of the last
+    residual block, which is also that block's shortcut (DAFT's ``film_location=0``), conditioned on that
+    modality's raw input; frames of a clip share their row's condition. The block is new, so it trains
+    even in a frozen trunk, and a conditioned encoder's features are never cached.
     """
 
     block: type[BasicBlock] | type[Bottleneck] = BasicBlock
@@ -57,6 +63,9 @@ class ResNet(nn.Module):
         zero_init_residual: bool = False,
         temporal_pool: str = "mean",
         channels_last: bool = True,
+        condition: str | None = None,
+        condition_shape: Sequence[int] | None = None,
+        film_reduction: int = 7,
     ) -> None:
         super().__init__()
         name = type(self).__name__.lower()
@@ -73,6 +82,10 @@ class ResNet(nn.Module):
             )
             width = planes * self.block.expansion
         init_weights(self, zero_init_residual)
+        last = self.layer4[-1]
+        last_in = last.conv1.in_channels  # the last block's input: where DAFT acts (film_location=0)
+        self.condition = condition
+        self.film = conditioning(condition, condition_shape, last_in, len(self.layer4) - 1, film_reduction)
         self.feature_dim = width
         self.out_dim = width if out_dim is None else int(out_dim)
         self.proj = None if out_dim is None else nn.Sequential(nn.Linear(width, self.out_dim), nn.ReLU())
@@ -103,22 +116,26 @@ class ResNet(nn.Module):
             keep_batchnorm_frozen(self)
         return self
 
-    def feature_maps(self, x: Tensor) -> Tensor:
-        """The last stage's maps ``[N, feature_dim, h, w]`` of an image batch ``[N, C, H, W]``."""
+    def feature_maps(self, x: Tensor, condition: Tensor | None = None) -> Tensor:
+        """The last stage's maps ``[N, feature_dim, h, w]`` of an image batch ``[N, C, H, W]`` (with a DAFT
+        block, ``condition`` ``[N, ...]`` rescales and shifts the input of the last residual block)."""
         x = x.contiguous(memory_format=self.memory_format)
         x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.layer4(x) if self.film is None else self.film.run(self.layer4, x, condition)
 
-    def trunk(self, x: Tensor) -> Tensor:
+    def trunk(self, x: Tensor, condition: Tensor | None = None) -> Tensor:
         """The pooled trunk features ``[B, feature_dim]`` (what a frozen backbone's feature cache keeps)."""
         if self.frames:
             b, t = x.shape[:2]
-            per_frame = self.feature_maps(x.flatten(0, 1)).mean(dim=(2, 3)).view(b, t, -1)
+            if condition is not None:  # every frame of a clip is conditioned on the clip's row
+                condition = condition.repeat_interleave(t, dim=0)
+            per_frame = self.feature_maps(x.flatten(0, 1), condition).mean(dim=(2, 3)).view(b, t, -1)
             return per_frame.mean(dim=1) if self.temporal_pool == "mean" else per_frame.amax(dim=1)
-        return self.feature_maps(x).mean(dim=(2, 3))
+        return self.feature_maps(x, condition).mean(dim=(2, 3))
 
-    def forward(self, x: Tensor) -> Tensor:
-        pooled = self.trunk(x)
+    def forward(self, x: Tensor, condition: Tensor | None = None) -> Tensor:
+        pooled = self.trunk(x) if self.film is None else self.trunk(x, condition)
         return pooled if self.proj is None else self.proj(pooled)
 
 

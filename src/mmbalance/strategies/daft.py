@@ -61,5 +61,5 @@ class DAFT(Joint):
         if getattr(model.encoders[image], "condition", None) is None:
             raise ConfigError(
                 f"daft: the {image!r} encoder has no condition; expected one built with the options of "
-                "encoder_options() (an encoder with a condition option: cnn or mlp)"
+                "encoder_options() (an encoder with a condition option: cnn, mlp, resnet18 or resnet50)"
             )

@@ -86,3 +86,28 @@ def test_daft_strategy_builds_an_image_model_conditioned_on_tabular() -> None:
         build_strategy("daft", tabular="tab").modalities(["image", "tabular"])
     assert build_strategy("daft").roles(["tabular", "text", "image"]) == ("image", "tabular")
     assert build_strategy("daft").roles(["x", "y"]) == ("x", "y")
+
+
+@pytest.mark.parametrize("shape", [(1, 32, 32), (2, 3, 32, 32)])  # an image, and a clip of two frames
+def test_a_conditioned_resnet_acts_on_its_last_block_and_is_the_plain_resnet_when_the_block_is_zero(
+    shape: tuple[int, ...],
+) -> None:
+    torch.manual_seed(0)
+    plain = build_encoder("resnet18", shape, 6).eval()
+    daft = build_encoder("resnet18", shape, 6, condition="tabular", condition_shape=(5,)).eval()
+    assert daft.film.block.channels == 512 and daft.film.split == 1  # the input of layer4's last block
+    daft.load_state_dict(plain.state_dict(), strict=False)  # the same trunk and projection
+    x = torch.randn(2, *shape)
+    a, b = daft(x, torch.randn(2, 5)), daft(x, torch.randn(2, 5))
+    assert not torch.allclose(a, b)
+    _zero_(daft.film.block.mlp[-1])
+    assert torch.allclose(daft(x, torch.randn(2, 5)), plain(x), atol=1e-6)
+
+
+def test_a_conditioned_frozen_resnet_is_never_feature_cached() -> None:
+    from mmbalance.models.feature_cache import cacheable
+
+    frozen = build_encoder("resnet18", (1, 32, 32), 6, freeze=True)
+    conditioned = build_encoder("resnet18", (1, 32, 32), 6, freeze=True, condition="t", condition_shape=(3,))
+    assert cacheable(frozen) and not cacheable(conditioned)
+    assert all(p.requires_grad for p in conditioned.film.parameters())  # the new block trains
