@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from mmbalance import config as config_mod
+from mmbalance import distributed
 from mmbalance.data import DATASETS, BatchLoader, MultimodalDataset, build_dataset, stratified_split
 from mmbalance.data.missing import check_missing
 from mmbalance.errors import ConfigError
@@ -223,6 +224,7 @@ def resolved_facts(s: Setup) -> dict[str, Any]:
             "modalities": s.model.modalities,
             "inputs": s.model.input_modalities,  # with those a conditioned encoder reads (DAFT's tabular)
             "device": str(s.device),
+            "processes": distributed.world_size(),  # torchrun processes; the global batch is data.batch_size
             "pretrained": pretrained_encoders(s),
             "config_hash": config_hash(s.config),
             "torch": str(torch.__version__),
@@ -256,19 +258,22 @@ def make_optimizer_factory(
 
 def loaders(s: Setup, dataset: Any = None) -> dict[str, BatchLoader]:
     """Train (shuffled by seed and epoch, augmented), val and test loaders; ``dataset`` replaces the
-    setup's for val and test (a copy with missing modalities)."""
+    setup's for val and test (a copy with missing modalities). Under ``torchrun`` the train loader gives
+    this process its shard of each global batch; every process evaluates the whole val and test splits."""
     d, seed = s.config["data"], s.config["train"]["seed"]
     n_train = len(s.split["train"])
     evaluated = s.dataset if dataset is None else dataset
     io = {"num_workers": d["num_workers"], "pin_memory": d["pin_memory"]}
     return {
-        "train": BatchLoader(
+        "train": BatchLoader(  # under torchrun, this process's shard of every global batch
             s.dataset.train_view(seed),
             s.split["train"],
-            d["batch_size"],
+            distributed.local_batch_size(d["batch_size"]),
             shuffle=True,
             seed=seed,
             drop_last=n_train > d["batch_size"],
+            rank=distributed.rank(),
+            world_size=distributed.world_size(),
             **io,
         ),
         "val": BatchLoader(evaluated, s.split["val"], d["eval_batch_size"], **io),
@@ -320,10 +325,17 @@ def train_run(
     """
     out = Path(out)
     cfg = config_mod.resolve(cfg)
+    local_device = distributed.init_from_env(str(cfg["train"]["device"]))  # as given without torchrun
     s = build(cfg)
+    if distributed.active():
+        s.device = distributed.prepare_model(s.model, torch.device(local_device))
+    main = distributed.is_main()
+    log, progress = (log, progress) if main else (None, False)  # one process speaks and writes
 
     def epoch_done(t: Trainer, st: TrainState) -> None:
-        _on_epoch(out, t, st)
+        if main:
+            _on_epoch(out, t, st)
+        distributed.barrier()  # the epoch's checkpoint is on disk before any process goes on
         if on_epoch is not None:
             on_epoch(t, st)
 
@@ -349,19 +361,24 @@ def train_run(
         log(
             f"no pretrained weights for {names}: randomly initialised (give model__encoders__M__weights=PATH)"
         )
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(config_mod.dump({**s.config, config_mod.DERIVED: resolved_facts(s)}))
-    (out / "split.json").write_text(json.dumps({k: v.tolist() for k, v in s.split.items()}))
-    (out / PREPROCESSING).write_text(json.dumps(s.dataset.preprocessing()))
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        facts = resolved_facts(s)
+        (out / "config.yaml").write_text(config_mod.dump({**s.config, config_mod.DERIVED: facts}))
+        (out / "split.json").write_text(json.dumps({k: v.tolist() for k, v in s.split.items()}))
+        (out / PREPROCESSING).write_text(json.dumps(s.dataset.preprocessing()))
     ld = loaders(s)
+    distributed.barrier()  # every process sees the same last.pt (or none)
     if (out / "last.pt").exists():
         trainer.restore(load_checkpoint(out / "last.pt"))
         if log:
             log(f"resuming {out} at epoch {trainer.state.epoch}")
     state = trainer.fit(ld["train"], ld["val"])
-    metrics = _finish(out, s, state, ld)
-    flush_feature_caches(s.model)
-    (out / "last.pt").unlink(missing_ok=True)
+    metrics = _finish(out, s, state, ld, write=main)
+    if main:
+        flush_feature_caches(s.model)
+        (out / "last.pt").unlink(missing_ok=True)
+    distributed.barrier()
     return metrics
 
 
@@ -493,10 +510,15 @@ def write_records(out: Path, strategy: Strategy) -> list[Path]:
     return written
 
 
-def _finish(out: Path, s: Setup, state: TrainState, ld: Mapping[str, BatchLoader]) -> dict[str, Any]:
+def _finish(
+    out: Path, s: Setup, state: TrainState, ld: Mapping[str, BatchLoader], write: bool = True
+) -> dict[str, Any]:
+    """Evaluate the best state on val and test, probe the encoders; with ``write``, save ``best.pt``,
+    ``metrics.json`` and the strategy's records (every process computes the metrics; one writes)."""
     if state.best_model is None or state.best_strategy is None:  # Trainer.fit raises before this happens
         raise ConfigError(f"{out}: no epoch had a finite validation {s.config['train']['select_metric']}")
-    write_records(out, s.strategy)  # the strategy as training left it, before the best state is loaded
+    if write:
+        write_records(out, s.strategy)  # the strategy as training left it, before the best state is loaded
     s.model.load_state_dict(state.best_model)
     s.strategy.load_state_dict(state.best_strategy)
     precision = s.config["train"]["precision"]
@@ -509,8 +531,6 @@ def _finish(out: Path, s: Setup, state: TrainState, ld: Mapping[str, BatchLoader
         "strategy": state.best_strategy,
         "class_names": s.dataset.class_names,
     }
-    torch.save(best, out / "best.pt")
-
     metrics = {
         "method": s.config["strategy"]["name"],
         "dataset": s.config["dataset"]["name"],
@@ -522,7 +542,9 @@ def _finish(out: Path, s: Setup, state: TrainState, ld: Mapping[str, BatchLoader
         "test": test,
         "probe": probe,
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    if write:
+        torch.save(best, out / "best.pt")
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
 
 

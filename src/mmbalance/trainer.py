@@ -21,6 +21,7 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from mmbalance import distributed
 from mmbalance.errors import ConfigError, TrainingDiverged
 from mmbalance.metrics import MetricAccumulator
 from mmbalance.models import MultimodalModel
@@ -178,6 +179,15 @@ class Trainer:
         self.scheduler = make_scheduler(self.scheduler_cfg, optimizer, self.epochs)
         self.strategy.setup(self.model, optimizer, self.make_optimizer)
         self.state = TrainState()
+        # under torchrun: every backward leaves the gradients of the global batch (see mmbalance.distributed)
+        self._grad_hooks = distributed.average_gradients(self._trained_parameters())
+
+    def _trained_parameters(self) -> list[torch.nn.Parameter]:
+        """The model's parameters and any others the strategy's optimizer trains, each once."""
+        params = {id(p): p for p in self.model.parameters()}
+        for group in self.strategy.optimizer.param_groups:
+            params.update({id(p): p for p in group["params"]})
+        return list(params.values())
 
     # -- checkpointing ------------------------------------------------------------------------------
     def checkpoint(self) -> dict[str, Any]:
@@ -242,8 +252,11 @@ class Trainer:
         lr = float(self.strategy.optimizer.param_groups[0]["lr"])  # the rate this epoch trained with
         if self.scheduler is not None:
             self.scheduler.step()
-        # Each log is averaged over the steps that reported it; one host sync per key and epoch.
-        return {**{k: float(v) / counts[k] for k, v in totals.items()}, "lr": lr}
+        # Each log is averaged over the steps that reported it (and over the processes: one all-reduce per
+        # epoch); one host sync per key and epoch.
+        keys = list(totals)
+        summed = distributed.mean_list_([totals[k] for k in keys])  # every process took the same steps
+        return {**{k: float(v) / counts[k] for k, v in zip(keys, summed, strict=True)}, "lr": lr}
 
     def stopped_early(self) -> bool:
         return bool(self.patience) and self.state.stale_epochs >= self.patience

@@ -39,7 +39,8 @@ def test_config_yaml_records_every_value_used_and_round_trips(tmp_path: Path) ->
     assert {"ratio", "ratios", "eps", "ref_features"} <= set(strategy)
     assert saved["dataset"]["n_samples"] == 120 and "signal" in saved["dataset"]  # dataset defaults too
     enc = saved["model"]["encoders"]
-    assert enc["a"] == {"name": "mlp", "hidden": [4], "dropout": 0.1, "out_dim": 8}  # merged, no name given
+    expected = {"name": "mlp", "hidden": [4], "dropout": 0.1, "batch_norm": True, "out_dim": 8}
+    assert enc["a"] == expected  # merged, no name given
     assert enc["b"]["name"] == "mlp" and enc["b"]["hidden"] == [256]
     assert saved["resolved"]["device"] == "cpu" and saved["resolved"]["head"] == {"name": "shared"}
     assert saved["resolved"]["modalities"] == ["a", "b"] and len(saved["resolved"]["config_hash"]) == 12

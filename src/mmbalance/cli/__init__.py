@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -37,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+MULTI_PROCESS = ("train",)  # the commands torchrun may start several processes of
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -53,6 +57,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if extra:
         args.overrides = [*args.overrides, *extra]
+    if args.command not in MULTI_PROCESS and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        print(
+            f"mmbalance: error: {args.command} under torchrun (WORLD_SIZE={os.environ['WORLD_SIZE']}); "
+            f"expected one of {', '.join(MULTI_PROCESS)} (compare, sweep and tune run several runs at once "
+            "with --jobs)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         load_plugins(args.plugin)  # MMBALANCE_PLUGINS, then each --plugin
         return int(args.func(args))

@@ -10,13 +10,19 @@ from mmbalance.cli.common import add_data_options, config_from_args, make_logger
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from mmbalance import config
+    from mmbalance import config, distributed
     from mmbalance.experiment import train_run
 
     cfg, overrides = config_from_args(args)
     resolved = config.resolve(cfg, overrides)
-    metrics = train_run(resolved, args.out, progress=show_progress(args.quiet), log=make_logger(args.quiet))
-    print(format_run(metrics))
+    try:  # under torchrun every process trains its shard; rank 0 writes and prints
+        progress, log = show_progress(args.quiet), make_logger(args.quiet)
+        metrics = train_run(resolved, args.out, progress=progress, log=log)
+        main = distributed.is_main()
+    finally:
+        distributed.shutdown()
+    if main:
+        print(format_run(metrics))
     return 0
 
 

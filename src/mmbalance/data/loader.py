@@ -26,9 +26,11 @@ from mmbalance.types import Batch, Sample
 
 class SeededBatchSampler(Sampler[list[int]]):
     """Batches of dataset rows from ``index``: shuffled by ``(seed, epoch)`` when ``shuffle``, padded to
-    equal shards and sharded by ``rank`` when ``world_size > 1``; the last short batch is dropped when
-    ``drop_last``. With ``with_epoch`` each item is ``(row, epoch)`` (for datasets whose augmentation
-    depends on the epoch: worker processes hold their own copy of the dataset and never see the epoch)."""
+    equal shards and sharded by ``rank`` when ``world_size > 1`` (``batch_size`` is then one rank's share
+    of a global batch: ``rows[rank::world_size]``, so the ranks' ``k``-th batches together hold the rows of
+    one process's ``k``-th batch); the last short batch is dropped when ``drop_last``. With
+    ``with_epoch`` each item is ``(row, epoch)`` (for datasets whose augmentation depends on the epoch:
+    worker processes hold their own copy of the dataset and never see the epoch)."""
 
     def __init__(
         self,
@@ -57,10 +59,21 @@ class SeededBatchSampler(Sampler[list[int]]):
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
             rows = rows[torch.randperm(len(rows), generator=g)]
-        if self.world_size > 1 and len(rows) % self.world_size:  # equal shards: every rank steps alike
-            pad = self.world_size - len(rows) % self.world_size
-            rows = torch.cat([rows, rows[:pad]])
+        if self.world_size > 1:
+            rows = self._shardable(rows)
         return rows[self.rank :: self.world_size]
+
+    def _shardable(self, rows: Tensor) -> Tensor:
+        """``rows`` made to split into equal shards. With ``drop_last``: the rows of the full global
+        batches (``batch_size · world_size`` rows each), exactly those one process would train on, so
+        shard ``k`` of every rank together is global batch ``k``. Otherwise padded with the epoch's first
+        rows (at most ``world_size - 1`` repeats), so every rank steps alike."""
+        if self.drop_last:
+            step = self.batch_size * self.world_size
+            return rows[: len(rows) // step * step]
+        if len(rows) % self.world_size:
+            rows = torch.cat([rows, rows[: self.world_size - len(rows) % self.world_size]])
+        return rows
 
     def __len__(self) -> int:
         n = len(self.rows())

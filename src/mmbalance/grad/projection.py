@@ -6,6 +6,7 @@ acts on the input side: ``grad_W @ P`` (``P`` is symmetric, so ``@ P`` and ``@ P
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -174,6 +175,8 @@ class InputCovariance:
     ``mode="second_moment"`` gives ``Σ_i a_iᵀa_i / N`` over all ``N`` inputs seen. Accumulators live on
     the module's device in its dtype (at least float32); hooks are removed on exit, also on exception.
     The scale differs between modes, which :func:`flat_projector` ignores (it is scale-invariant).
+    ``reduce`` (a mean over data-parallel processes, each holding an equal shard of every batch) is applied
+    to each ``μ_b`` and, in ``second_moment`` mode, to the sums on exit: the statistic of the global batches.
 
     >>> lin = torch.nn.Linear(2, 1)
     >>> with InputCovariance([lin]) as stats:
@@ -184,7 +187,12 @@ class InputCovariance:
 
     MODES = ("batch_mean", "second_moment")
 
-    def __init__(self, modules: list[torch.nn.Linear], mode: str = "batch_mean") -> None:
+    def __init__(
+        self,
+        modules: list[torch.nn.Linear],
+        mode: str = "batch_mean",
+        reduce: Callable[[Tensor], Tensor] | None = None,
+    ) -> None:
         if mode not in self.MODES:
             raise ConfigError(f"mode={mode!r} is unknown; expected one of {', '.join(self.MODES)}")
         for i, m in enumerate(modules):
@@ -194,6 +202,7 @@ class InputCovariance:
         self._sums: dict[torch.nn.Module, Tensor] = {}
         self._counts: dict[torch.nn.Module, int] = {}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._reduce = reduce
 
     @property
     def covariances(self) -> dict[torch.nn.Module, Tensor]:
@@ -209,6 +218,8 @@ class InputCovariance:
             x = inputs[0].detach().reshape(-1, acc.shape[0]).to(acc.dtype)
             if self.mode == "batch_mean":
                 mu = x.mean(0, keepdim=True)
+                if self._reduce is not None:
+                    mu = self._reduce(mu)
                 acc.add_(mu.T @ mu)
             else:
                 acc.add_(x.T @ x)
@@ -234,3 +245,6 @@ class InputCovariance:
 
     def __exit__(self, *exc: object) -> None:
         self._remove()
+        if self._reduce is not None and self.mode == "second_moment" and exc[0] is None:
+            for acc in self._sums.values():
+                acc.copy_(self._reduce(acc))

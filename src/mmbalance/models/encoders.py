@@ -21,6 +21,9 @@ class MLP(nn.Module):
     """Flatten, then ``Linear -> BatchNorm -> ReLU -> Dropout`` per hidden width, then ``Linear(out_dim)``
     followed by ReLU (features are non-negative, as after a CNN's pooling).
 
+    ``batch_norm=False`` leaves the BatchNorm layers out (statistics that depend on the batch: under
+    torchrun on CPU each process would normalise its own shard).
+
     ``condition=MODALITY`` puts a DAFT block (:mod:`mmbalance.models.daft`) on the input of the last
     ``Linear``, conditioned on that modality's raw input (``condition_shape`` is filled in by the model).
 
@@ -38,12 +41,14 @@ class MLP(nn.Module):
         condition: str | None = None,
         condition_shape: Sequence[int] | None = None,
         film_reduction: int = 7,
+        batch_norm: bool = True,
     ) -> None:
         super().__init__()
         self.out_dim = out_dim
         width, layers = math.prod(input_shape), [nn.Flatten()]
         for h in hidden:
-            layers += [nn.Linear(width, h), nn.BatchNorm1d(h), nn.ReLU(), nn.Dropout(dropout)]
+            norm = [nn.BatchNorm1d(h)] if batch_norm else []
+            layers += [nn.Linear(width, h), *norm, nn.ReLU(), nn.Dropout(dropout)]
             width = h
         layers += [nn.Linear(width, out_dim), nn.ReLU()]
         self.net = nn.Sequential(*layers)
@@ -58,6 +63,9 @@ class MLP(nn.Module):
 class CNN(nn.Module):
     """A small image CNN: per width in ``channels``, ``Conv3x3 -> BatchNorm -> ReLU`` and a 2x2 max-pool
     between blocks; global average pooling; ``Linear(out_dim)`` and ReLU. Input ``[B, C, H, W]``.
+
+    ``batch_norm=False`` leaves the BatchNorm layers out (statistics that depend on the batch: under
+    torchrun on CPU each process would normalise its own shard).
 
     ``condition=MODALITY`` puts a DAFT block (:mod:`mmbalance.models.daft`) on the input of the last
     ``Conv -> BN -> ReLU`` block, conditioned on that modality's raw input (``condition_shape`` is filled

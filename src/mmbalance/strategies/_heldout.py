@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmbalance import distributed
 from mmbalance.errors import ConfigError
 from mmbalance.models import MultimodalModel
 from mmbalance.types import Batch
@@ -104,6 +105,8 @@ def head_losses(
             counts += parts.sum(1, keepdim=True)
     finally:
         model.train(was_training)
+    distributed.sum_(sums)  # every process's rows
+    distributed.sum_(counts)
     if bool((counts == 0).any()):
         found = ", ".join(f"{int(c)} {n}" for n, c in zip(names, counts.flatten().tolist(), strict=True))
         raise ConfigError(f"holdout={fraction} leaves {found} rows; expected every part non-empty")

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmbalance import distributed
 from mmbalance.grad import InputCovariance, flat_spectrum
 from mmbalance.models import MultimodalModel
 from mmbalance.strategies._spectra import module_names, spectrum_entry
@@ -110,7 +111,7 @@ def input_covariances(
     device, was_training = next(model.parameters()).device, model.training
     model.eval()
     try:
-        with InputCovariance(modules, mode=mode) as stats:
+        with InputCovariance(modules, mode=mode, reduce=distributed.mean) as stats:  # global batches
             for batch in loader:
                 for m in layers:
                     model.head.unimodal(m, model.encoders[m](batch.inputs[m].to(device)))

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.optim import Optimizer
 
+from mmbalance import distributed
 from mmbalance.errors import ConfigError, check_choice, check_range
 from mmbalance.grad import clip_if_any_exceeds_, scale_grad
 from mmbalance.models import MultimodalModel
@@ -146,7 +147,7 @@ class AGM(Strategy):
         z = self.responses(batch)
         with torch.no_grad():
             ce = torch.stack([F.cross_entropy(zm.float(), batch.label, reduction="none") for zm in z])
-            scores = ce.clamp(max=SCORE_CAP).mean(1)  # per batch: a mean over its samples
+            scores = distributed.mean_(ce.clamp(max=SCORE_CAP).mean(1))  # per (global) batch: a sample mean
             coeff = agm_coefficients(scores, self.running_, self.alpha)
             self.steps_ += 1
             self.running_ = self.running_ + (scores - self.running_) / self.steps_

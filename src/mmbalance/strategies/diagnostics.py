@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmbalance import distributed
 from mmbalance.grad import cosine, flatten, gradients_of
 from mmbalance.models import MultimodalModel
 
@@ -35,11 +36,12 @@ def head_gradient_cosines(
         return {}
     params = model.head_parameters()
     feats = {m: f.detach() for m, f in features.items()}
-    grads = {
-        m: flatten(gradients_of(F.cross_entropy(model.head.unimodal(m, f), label), params), params)
-        for m, f in feats.items()
-    }
-    fused = flatten(gradients_of(F.cross_entropy(model.head(feats), label), params), params)
+
+    def grad(loss: Tensor) -> Tensor:  # the global batch's gradient under torchrun
+        return flatten(distributed.mean_list_(gradients_of(loss, params)), params)
+
+    grads = {m: grad(F.cross_entropy(model.head.unimodal(m, f), label)) for m, f in feats.items()}
+    fused = grad(F.cross_entropy(model.head(feats), label))
     pairs = [cosine(grads[a], grads[b]) for a, b in combinations(grads, 2)]
     logs = {"grad_cosine": torch.stack(pairs).mean()}
     logs.update({f"grad_cosine_fused_{m}": cosine(g, fused) for m, g in grads.items()})

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmbalance import distributed
 from mmbalance.errors import ConfigError, check_choice, check_range
 from mmbalance.grad import (
     cosine,
@@ -26,18 +27,25 @@ from mmbalance.types import Batch
 
 
 def hard_sample_loss(logits: Tensor, label: Tensor, ratio: float) -> Tensor:
-    """Cross-entropy over the ``k = max(1, floor(ratio·B))`` samples of highest predictive entropy.
+    """Cross-entropy over the ``k = max(1, floor(ratio·B))`` samples of highest predictive entropy (``B``:
+    the global batch; under torchrun the rows are selected among every process's rows).
 
     >>> logits = torch.tensor([[5.0, 0.0], [0.1, 0.0], [0.0, 0.9]])  # row 1 is the least certain
     >>> label = torch.tensor([0, 1, 1])
     >>> torch.allclose(hard_sample_loss(logits, label, 0.5), F.cross_entropy(logits[1:2], label[1:2]))
     True
     """
-    k = max(1, int(ratio * logits.shape[0]))
+    k = max(1, int(ratio * logits.shape[0] * distributed.world_size()))  # of the global batch
     logp = torch.log_softmax(logits, dim=1)
     entropy = -(logp.exp() * logp).sum(1)
-    hard = entropy.topk(k).indices
-    return F.cross_entropy(logits[hard], label[hard])
+    if not distributed.active():
+        hard = entropy.topk(k).indices
+        return F.cross_entropy(logits[hard], label[hard])
+    # Under torchrun: the k hardest rows of the global batch; this process's share of their mean, scaled so
+    # that the average over the processes (the gradient reduction) is that mean.
+    mine = distributed.global_top_k(entropy, k).to(logits.dtype)
+    ce = F.cross_entropy(logits, label, reduction="none")
+    return (ce * mine).sum() * distributed.world_size() / k
 
 
 @STRATEGIES.register("gaal")
@@ -116,7 +124,7 @@ class GAAL(Alternating):
         loss = hard_sample_loss(
             self.model.head.unimodal(modality, self._ref_feats[modality]), label, self.ratio_of(modality)
         )
-        return flatten(gradients_of(loss, head), head)
+        return flatten(distributed.mean_list_(gradients_of(loss, head)), head)
 
     def modify_head_grad(self, modality: str, feats: Mapping[str, Tensor], batch: Batch) -> dict[str, Tensor]:
         head = self.model.head_parameters()

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.optim import Optimizer
 
+from mmbalance import distributed
 from mmbalance.errors import ConfigError, check_range
 from mmbalance.grad import (
     InputCovariance,
@@ -256,7 +257,7 @@ class IGM(Strategy):
 
         self.optimizer.zero_grad(set_to_none=True)
         loss = loss_fn()
-        grads = gradients_of(loss, params)
+        grads = distributed.mean_list_(gradients_of(loss, params))  # the global batch's gradient
         if self.sam_mode == "paper" and self.rho > 0 and self.flat_ratio > 0:
             grads = self._flat_sam(m, loss_fn, params, grads)
         write_grads_(params, grads)
@@ -271,7 +272,7 @@ class IGM(Strategy):
         """``(1-β)·∇L(θ) + β·∇L(θ+ε)`` with ``ε = ρ∇L/‖∇L‖`` (global norm); θ and BN statistics restored."""
         encoder, head = self.model.encoders[m], self.model.head
         with frozen_bn_stats(encoder), frozen_bn_stats(head), perturbed(params, grads, self.rho):
-            sharp = gradients_of(loss_fn(), params)
+            sharp = distributed.mean_list_(gradients_of(loss_fn(), params))
         return [torch.lerp(g, s, self.flat_ratio) for g, s in zip(grads, sharp, strict=True)]
 
     def _project(self, m: str) -> dict[str, Tensor]:

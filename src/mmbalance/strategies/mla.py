@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from mmbalance import distributed
 from mmbalance.errors import ConfigError, check_choice, check_range
 from mmbalance.grad import OrthogonalProjector
 from mmbalance.models import presence_weights
@@ -113,7 +114,8 @@ class MLA(Alternating):
         if self.projection == "none" or first:
             return {"projection_shrink": torch.ones((), device=grad.device)}
         if self.projection == "owm":
-            self.projector_.update_(feats[modality].detach().float().mean(0), self._alpha)
+            mean = distributed.mean(feats[modality].detach().float().mean(0))  # the global batch's mean
+            self.projector_.update_(mean, self._alpha)
         raw = grad.norm()
         grad.copy_(self.projector_.project(grad))
         return {"projection_shrink": grad.norm() / raw.clamp_min(1e-12)}

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmbalance import distributed
 from mmbalance.errors import check_choice, check_range
 from mmbalance.grad import (
     cosine,
@@ -76,8 +77,8 @@ class MMPareto(Strategy):
         loss_uni = torch.stack([F.cross_entropy(z, label) for z in out.unimodal_logits.values()]).sum()
         encoders = {m: model.encoder_parameters(m) for m in model.modalities}
         params = [p for group in encoders.values() for p in group] + model.head_parameters()
-        g_mm = gradients_of(loss_mm, params, retain_graph=True)
-        g_uni = gradients_of(loss_uni, params)
+        g_mm = distributed.mean_list_(gradients_of(loss_mm, params, retain_graph=True))  # global batch's
+        g_uni = distributed.mean_list_(gradients_of(loss_uni, params))
         n_enc = sum(len(group) for group in encoders.values())
         head_grads = [a + b for a, b in zip(g_mm[n_enc:], g_uni[n_enc:], strict=True)]
         new_grads, logs, start = [], {}, 0

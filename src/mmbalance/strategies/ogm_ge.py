@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from mmbalance import distributed
 from mmbalance.errors import ConfigError, check_choice, check_range
 from mmbalance.models import MultimodalModel
 from mmbalance.strategies.base import Strategy
@@ -126,7 +127,8 @@ class OGMGE(Strategy):
     def modify_gradients(self, out: ModelOutput, batch: Batch, epoch: int) -> dict[str, Tensor]:
         mods = self.model.modalities
         if self.modulation_starts <= epoch <= self.modulation_ends:
-            coeff = ogm_coefficients(confidence_scores(out.unimodal_logits, batch.label), self.alpha)
+            scores = distributed.sum_(confidence_scores(out.unimodal_logits, batch.label))  # global batch
+            coeff = ogm_coefficients(scores, self.alpha)
             for m, k in zip(mods, coeff, strict=True):
                 for p in self._params[m]:
                     if p.grad is not None:

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.optim import Optimizer
 
+from mmbalance import distributed
 from mmbalance.errors import check_range
 from mmbalance.models import MultimodalModel
 from mmbalance.strategies._checks import check_bool, check_head, check_modality_count
@@ -138,9 +139,9 @@ class PMR(Strategy):
                 feats[m].append(h.float())
             labels.append(batch.label)
         model.train(was_training)
-        label, classes = torch.cat(labels), model.head.num_classes
+        label, classes = distributed.gather(torch.cat(labels)), model.head.num_classes  # every process's rows
         for m in model.modalities:
-            h = torch.cat(feats[m])
+            h = distributed.gather(torch.cat(feats[m]))
             old = self.prototypes_.get(m, torch.zeros(classes, h.shape[1], device=device))
             new = class_means(h, label, classes, fallback=old)
             self.prototypes_[m] = torch.lerp(new, old, self.momentum_coef) if m in self.prototypes_ else new
@@ -163,6 +164,7 @@ class PMR(Strategy):
         pce = torch.stack([F.cross_entropy(logits[m], label) for m in mods])
         with torch.no_grad():  # confidence sums s_m over the batch; coefficients carry no gradient
             scores = torch.stack([F.softmax(logits[m], 1).gather(1, label[:, None]).sum() for m in mods])
+            distributed.sum_(scores)  # over the global batch
             coef = rebalance_coefficients(scores)
             if not self.scaled:
                 coef = (coef > 0).to(coef.dtype)

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmbalance import distributed
 from mmbalance.errors import ConfigError, check_range
 from mmbalance.models import MultimodalModel
 from mmbalance.strategies._checks import check_head, check_modality_count
@@ -115,7 +116,7 @@ class SMV(Strategy):
             rows.append(self._index(batch))
             phis.append((A @ coalition_values(model, model.encode(batch.inputs), batch.label).double()).T)
         model.train(was_training)
-        index, phi = torch.cat(rows), torch.cat(phis)
+        index, phi = distributed.gather(torch.cat(rows)), distributed.gather(torch.cat(phis))  # all rows
         self.copies_ = torch.zeros(int(index.max()) + 1, phi.shape[1], dtype=torch.long, device=device)
         self.copies_[index] = copy_counts(phi)
         self.values_ = phi.mean(0).float()
