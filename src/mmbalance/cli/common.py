@@ -84,3 +84,27 @@ def config_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], list[str
         if value is not None:
             overrides.append(f"{key}={value}")
     return cfg, overrides + list(args.overrides)
+
+
+def add_tracking_options(parser: argparse.ArgumentParser) -> None:
+    """``--logger`` and ``--mlflow-uri``: mirror each run to TensorBoard and/or MLflow (docs/tracking.md)."""
+    g = parser.add_argument_group("experiment tracking (the 'track' extra; docs/tracking.md)")
+    g.add_argument(
+        "--logger",
+        help="mirror each run's config, history and final metrics: tensorboard (RUN/tensorboard/), mlflow, "
+        "or both: tensorboard,mlflow",
+    )
+    g.add_argument(
+        "--mlflow-uri",
+        help="MLflow tracking URI (default: sqlite in ./mlruns/mlflow.db); needs --logger mlflow",
+    )
+
+
+def tracking_from_args(args: argparse.Namespace, experiment: str, root: str | None = None) -> Any:
+    """The :class:`mmbalance.tracking.Tracking` of the options, its stores opened once (a bad value or a
+    missing package is one line before any run starts)."""
+    from mmbalance.tracking import parse_tracking, prepare
+
+    tracking = parse_tracking(args.logger, args.mlflow_uri, experiment, root)
+    prepare(tracking)
+    return tracking

@@ -6,16 +6,25 @@ import argparse
 import json
 from typing import Any
 
-from mmbalance.cli.common import add_data_options, config_from_args, make_logger, show_progress
+from mmbalance.cli.common import (
+    add_data_options,
+    add_tracking_options,
+    config_from_args,
+    make_logger,
+    show_progress,
+    tracking_from_args,
+)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from mmbalance import config
-    from mmbalance.experiment import train_run
+    from mmbalance.tracking import train_tracked
 
     cfg, overrides = config_from_args(args)
     resolved = config.resolve(cfg, overrides)
-    metrics = train_run(resolved, args.out, progress=show_progress(args.quiet), log=make_logger(args.quiet))
+    tracking = tracking_from_args(args, "mmbalance")
+    progress, log = show_progress(args.quiet), make_logger(args.quiet)
+    metrics = train_tracked(resolved, args.out, tracking, progress=progress, log=log)
     print(format_run(metrics))
     return 0
 
@@ -80,6 +89,7 @@ def add_run_commands(sub: Any) -> None:
     train.add_argument("--out", required=True, help="run directory (re-running resumes an unfinished run)")
     train.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     add_data_options(train)
+    add_tracking_options(train)
     train.add_argument(
         "overrides",
         nargs="*",
