@@ -148,3 +148,24 @@ def test_logger_errors_are_one_line_before_anything_is_written(
     err = capsys.readouterr().err.strip()
     assert expected in err and len(err.splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_compare_with_jobs_gives_one_mlflow_run_per_run_directory(tmp_path: Path, mlflow_uri: str) -> None:
+    out = tmp_path / "report"
+    args = [
+        "compare",
+        "--datasets",
+        "synthetic",
+        "--methods",
+        "unimodal,joint",
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+    ]
+    args += ["--out", str(out), "--quiet", "--jobs", "2", "--logger", "mlflow", "--mlflow-uri", mlflow_uri]
+    assert main([*args, *TINY]) == 0
+    _, runs = mlflow_runs(mlflow_uri, experiment="report")
+    names = sorted(r.info.run_name for r in runs)
+    assert names == [f"runs/synthetic/{label}/seed0" for label in ("joint", "unimodal-a", "unimodal-b")]
+    assert all(r.info.status == "FINISHED" and "final/test_acc" in r.data.metrics for r in runs)
