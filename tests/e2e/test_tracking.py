@@ -12,7 +12,8 @@ import pytest
 
 from mmbalance import config
 from mmbalance.cli import main
-from mmbalance.tracking import Tracking, read_history, train_tracked
+from mmbalance.tracking import Tracking, train_tracked
+from mmbalance.tracking_sync import read_history
 
 pytest.importorskip("tensorboard")
 pytest.importorskip("mlflow")
