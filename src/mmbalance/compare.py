@@ -20,6 +20,7 @@ from typing import Any
 
 from mmbalance import config as config_mod
 from mmbalance.data import build_dataset
+from mmbalance.run_many import RunOptions, train_specs
 from mmbalance.variants import check_variant, parse_variant, run_dir_name
 
 
@@ -103,19 +104,17 @@ def run_all(
     log: Any,
     progress: bool = False,
     missing: Sequence[Mapping[str, float]] = (),
+    options: RunOptions | None = None,
 ) -> list[dict[str, Any]]:
-    """Check the plan, then train each run (a finished run with the same config is reused); with
-    ``missing`` settings, also evaluate each run's test split with those modalities missing."""
-    from mmbalance.experiment import train_run
-
+    """Check the plan, then train each run (a finished run with the same config is reused), one at a time
+    or ``options.jobs`` at once (:mod:`mmbalance.run_many`); with ``missing`` settings, also evaluate each
+    run's test split with those modalities missing."""
     check_plan(specs, root, epochs)
+    configs = [run_config(spec, epochs) for spec in specs]
+    found = train_specs(specs, root, configs, log, progress, options or RunOptions())
     rows = []
-    for i, spec in enumerate(specs, 1):
+    for spec, metrics in zip(specs, found, strict=True):
         out = spec.directory(root)
-        done = (out / "metrics.json").exists()
-        state = "done, reused" if done else "training"
-        log(f"[{i}/{len(specs)}] {spec.dataset} {spec.label} seed {spec.seed}: {state}")
-        metrics = train_run(run_config(spec, epochs), out, progress=progress)
         rows.append(result_row(spec, metrics, out) | missing_columns(out, missing))
     return rows
 

@@ -52,6 +52,12 @@ def launched() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def launched_rank() -> int:
+    """This process's global rank as the launcher set it (``RANK``; 0 without one), known before the
+    process group is joined."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def init_from_env(device: str) -> str:
     """Join the process group ``torchrun`` describes (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ...) and
     return the device this process trains on: ``cuda:LOCAL_RANK`` with NCCL when ``device`` asks for CUDA

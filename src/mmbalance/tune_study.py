@@ -60,8 +60,9 @@ def counts(trial: Any) -> bool:
     return done or bool(trial.user_attrs.get("diverged"))
 
 
-def objective(spec: TuneSpec, progress: bool = False) -> Callable[[Any], float]:
-    """The function Optuna calls per trial: train ``trials/<number>/`` and return its validation metric."""
+def objective(spec: TuneSpec, progress: bool = False, tracking: Any = None) -> Callable[[Any], float]:
+    """The function Optuna calls per trial: train ``trials/<number>/`` (mirrored to the loggers of
+    ``tracking``, a :class:`mmbalance.tracking.Tracking`) and return its validation metric."""
     import optuna
 
     def run(trial: optuna.Trial) -> float:
@@ -77,11 +78,11 @@ def objective(spec: TuneSpec, progress: bool = False) -> Callable[[Any], float]:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"val {spec.metric} {score:.4f} after epoch {state.epoch - 1}")
 
-        from mmbalance.experiment import train_run
+        from mmbalance.tracking import train_tracked
 
         out = spec.root / "trials" / str(trial.number)
         try:
-            metrics = train_run(cfg, out, progress=progress, on_epoch=report)
+            metrics = train_tracked(cfg, out, tracking, on_epoch=report, progress=progress)
         except TrainingDiverged as exc:
             trial.set_user_attr("diverged", True)
             trial.set_user_attr("error", str(exc))
@@ -155,7 +156,9 @@ def _storage_error(url: str, exc: Exception) -> ConfigError:
     )
 
 
-def run_study(study: Any, spec: TuneSpec, log: Callable[[str], None], progress: bool = False) -> None:
+def run_study(
+    study: Any, spec: TuneSpec, log: Callable[[str], None], progress: bool = False, tracking: Any = None
+) -> None:
     """Run trials in this process until ``spec.trials`` trials of the study count (see :func:`counts`)."""
 
     def budget_left() -> bool:
@@ -173,7 +176,7 @@ def run_study(study: Any, spec: TuneSpec, log: Callable[[str], None], progress: 
         optuna.storages.fail_stale_trials(study)
     if budget_left():
         study.optimize(
-            objective(spec, progress),
+            objective(spec, progress, tracking),
             catch=(TrainingDiverged, BudgetReached),
             callbacks=[after],
             gc_after_trial=True,

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -37,8 +38,6 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
 
 def data_overrides(args: argparse.Namespace) -> list[str]:
     """The ``dataset__...`` overrides of the data options (none without ``--data``)."""
-    from pathlib import Path
-
     from mmbalance.errors import ConfigError
 
     given = {k: getattr(args, k, None) for k in ("modalities", "label", "split_column", "id_column")}
@@ -84,3 +83,55 @@ def config_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], list[str
         if value is not None:
             overrides.append(f"{key}={value}")
     return cfg, overrides + list(args.overrides)
+
+
+def add_tracking_options(parser: argparse.ArgumentParser) -> None:
+    """``--logger`` and ``--mlflow-uri``: mirror each run to TensorBoard and/or MLflow (docs/tracking.md)."""
+    g = parser.add_argument_group("experiment tracking (the 'track' extra; docs/tracking.md)")
+    g.add_argument(
+        "--logger",
+        help="mirror each run's config, history and final metrics: tensorboard (RUN/tensorboard/), mlflow, "
+        "or both: tensorboard,mlflow",
+    )
+    g.add_argument(
+        "--mlflow-uri",
+        help="MLflow tracking URI (default: sqlite in ./mlruns/mlflow.db); needs --logger mlflow",
+    )
+
+
+def tracking_from_args(args: argparse.Namespace, experiment: str, root: str | None = None) -> Any:
+    """The :class:`mmbalance.tracking.Tracking` of the options, its stores opened once (a bad value or a
+    missing package is one line before any run starts)."""
+    from mmbalance.tracking import parse_tracking, prepare
+
+    tracking = parse_tracking(args.logger, args.mlflow_uri, experiment, root)
+    prepare(tracking)
+    return tracking
+
+
+def add_parallel_options(parser: argparse.ArgumentParser) -> None:
+    """``--jobs`` and ``--devices``: several runs at once, each in a process of its own."""
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="runs trained at once, each in its own process (default: 1)"
+    )
+    parser.add_argument(
+        "--devices",
+        help="cpu or cuda:N, comma-separated: the runs' devices, round-robin over the jobs, e.g. "
+        "cuda:0,cuda:1 (default: --device, else the config's)",
+    )
+
+
+def run_options(args: argparse.Namespace) -> Any:
+    """The :class:`mmbalance.run_many.RunOptions` of ``--jobs``, ``--devices``, ``--logger`` and
+    ``--plugin``; each bad value is one line before any run starts."""
+    from mmbalance.errors import ConfigError
+    from mmbalance.parallel import check_jobs, parse_devices
+    from mmbalance.run_many import RunOptions
+
+    check_jobs(args.jobs)
+    devices = parse_devices(args.devices)
+    if devices and getattr(args, "device", None):
+        raise ConfigError(f"--device {args.device} and --devices {args.devices} given; expected one of them")
+    root = Path(args.out)
+    tracking = tracking_from_args(args, root.resolve().name, str(root))
+    return RunOptions(args.jobs, tuple(devices), tracking, tuple(getattr(args, "plugin", ())))

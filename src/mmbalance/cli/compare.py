@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from mmbalance import plots
-from mmbalance.cli.common import add_data_options, data_overrides, make_logger, show_progress
+from mmbalance.cli.common import (
+    add_data_options,
+    add_parallel_options,
+    add_tracking_options,
+    data_overrides,
+    make_logger,
+    run_options,
+    show_progress,
+)
 from mmbalance.cli.sweep import add_sweep_command
 from mmbalance.compare import (
     add_sharpness,
@@ -45,7 +53,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         datasets, split_top(args.methods), range(args.seeds), overrides, recipe_method_options(args.config)
     )
     missing = [parse_missing(part) for part in split_list(args.missing or "")]
-    rows = run_all(specs, root, args.epochs, make_logger(args.quiet), show_progress(args.quiet), missing)
+    options, log = run_options(args), make_logger(args.quiet)
+    rows = run_all(specs, root, args.epochs, log, show_progress(args.quiet), missing, options)
     if args.sharpness:
         add_sharpness(specs, rows, root, args.device, make_logger(args.quiet))
     root.mkdir(parents=True, exist_ok=True)
@@ -141,6 +150,8 @@ def add_compare_commands(sub: Any) -> None:
         help="also measure each run's λ_max and ρ-sharpness (kept in RUN/landscape/sharpness.json)",
     )
     cmp.add_argument("overrides", nargs="*", help="KEY=VALUE applied to every run")
+    add_parallel_options(cmp)
+    add_tracking_options(cmp)
     add_data_options(cmp)
     cmp.set_defaults(func=cmd_compare)
 

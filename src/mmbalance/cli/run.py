@@ -6,18 +6,26 @@ import argparse
 import json
 from typing import Any
 
-from mmbalance.cli.common import add_data_options, config_from_args, make_logger, show_progress
+from mmbalance.cli.common import (
+    add_data_options,
+    add_tracking_options,
+    config_from_args,
+    make_logger,
+    show_progress,
+    tracking_from_args,
+)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from mmbalance import config, distributed
-    from mmbalance.experiment import train_run
+    from mmbalance.tracking import train_tracked
 
     cfg, overrides = config_from_args(args)
     resolved = config.resolve(cfg, overrides)
-    try:  # under torchrun every process trains its shard; rank 0 writes and prints
+    tracking = tracking_from_args(args, "mmbalance")
+    try:  # under torchrun every process trains its shard; rank 0 writes, logs and prints
         progress, log = show_progress(args.quiet), make_logger(args.quiet)
-        metrics = train_run(resolved, args.out, progress=progress, log=log)
+        metrics = train_tracked(resolved, args.out, tracking, progress=progress, log=log)
         main = distributed.is_main()
     finally:
         distributed.shutdown()
@@ -86,6 +94,7 @@ def add_run_commands(sub: Any) -> None:
     train.add_argument("--out", required=True, help="run directory (re-running resumes an unfinished run)")
     train.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     add_data_options(train)
+    add_tracking_options(train)
     train.add_argument(
         "overrides",
         nargs="*",

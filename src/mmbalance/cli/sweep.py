@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from mmbalance import sweep_grid
-from mmbalance.cli.common import add_data_options, data_overrides, make_logger, show_progress
+from mmbalance.cli.common import (
+    add_data_options,
+    add_parallel_options,
+    add_tracking_options,
+    data_overrides,
+    make_logger,
+    run_options,
+    show_progress,
+)
 from mmbalance.compare import base_overrides, recipe_method_options, run_all, summarize
 from mmbalance.errors import ConfigError
 from mmbalance.experiment import write_csv
@@ -28,7 +36,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     shared = [*base, *options.get(method, []), *data, *args.overrides]
     specs = plan_grid(dataset, method, params, args.seeds, shared)
     root = Path(args.out)
-    results = run_all(specs, root, args.epochs, make_logger(args.quiet), show_progress(args.quiet))
+    options, log = run_options(args), make_logger(args.quiet)
+    results = run_all(specs, root, args.epochs, log, show_progress(args.quiet), options=options)
     write_csv(root / "results.csv", [sweep_grid.run_row(r, method) for r in results])
     if len(params) == 1:
         key, grid = params[0]
@@ -74,5 +83,7 @@ def add_sweep_command(sub: Any) -> None:
     sw.add_argument("--out", required=True, help="sweep directory")
     sw.add_argument("--quiet", action="store_true")
     sw.add_argument("overrides", nargs="*", help="KEY=VALUE applied to every run")
+    add_parallel_options(sw)
+    add_tracking_options(sw)
     add_data_options(sw)
     sw.set_defaults(func=cmd_sweep)

@@ -5,11 +5,18 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mmbalance.cli.common import make_logger, show_progress
+from mmbalance.cli.common import (
+    add_parallel_options,
+    add_tracking_options,
+    make_logger,
+    run_options,
+    show_progress,
+)
 from mmbalance.errors import ConfigError
 from mmbalance.tune import make_spec, write_results
 from mmbalance.tune_space import GRAMMAR
 from mmbalance.tune_study import open_study, run_study
+from mmbalance.tune_workers import on_device, run_workers
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -19,13 +26,18 @@ def cmd_tune(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise ConfigError(f"mmbalance tune needs Optuna ({exc}); pip install 'mmbalance[tune]'") from exc
     spec = make_spec(args)
+    options, log = run_options(args), make_logger(args.quiet)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial comes from run_study instead
     spec.root.mkdir(parents=True, exist_ok=True)
     storage = args.storage or f"sqlite:///{(spec.root / 'study.db').resolve()}"
     name = args.study or spec.root.resolve().name
     seed = args.seed if args.sampler_seed is None else args.sampler_seed
     study = open_study(spec, storage, name, seed)
-    run_study(study, spec, make_logger(args.quiet), show_progress(args.quiet))
+    if options.jobs > 1:
+        run_workers(spec, storage, name, seed, options, args.quiet, log)
+    else:
+        device = options.devices[0] if options.devices else None
+        run_study(study, on_device(spec, device), log, show_progress(args.quiet), options.tracking)
     summary, found = write_results(study, spec)
     print(summary)
     return 0 if found else 1
@@ -54,4 +66,6 @@ def add_tune_command(sub: Any) -> None:
     tu.add_argument("--device", help="auto, cpu, cuda, cuda:1, ... for every trial (default: auto)")
     tu.add_argument("--quiet", action="store_true")
     tu.add_argument("overrides", nargs="*", help="KEY=VALUE applied to every trial")
+    add_parallel_options(tu)
+    add_tracking_options(tu)
     tu.set_defaults(func=cmd_tune)
