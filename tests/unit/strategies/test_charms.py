@@ -78,8 +78,8 @@ def test_an_attribute_head_does_not_read_its_masked_out_channels() -> None:
         assert moved.tolist() == masks[:, c].bool().tolist()  # exactly the attributes that keep channel c
 
 
-def test_the_contract_holds_with_a_mask_update_every_epoch() -> None:
-    check_strategy(lambda: CHARMS(every=1, clusters=3))
+def test_the_contract_holds_with_a_mask_update_every_epoch(device: str) -> None:
+    check_strategy(lambda: CHARMS(every=1, clusters=3), device=device)
 
 
 def test_masks_change_only_at_multiples_of_every() -> None:
