@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mmbalance.strategies import agm as _agm  # noqa: F401  (registers)
+from mmbalance.strategies import charms as _charms  # noqa: F401  (registers)
 from mmbalance.strategies import daft as _daft  # noqa: F401  (registers)
 from mmbalance.strategies import domfn as _domfn  # noqa: F401  (registers)
 from mmbalance.strategies import gaal as _gaal  # noqa: F401  (registers)
