@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from mmbalance import distributed
 from mmbalance.errors import ConfigError
 from mmbalance.models import MultimodalModel
 from mmbalance.models.channels import ChannelMaps
@@ -142,6 +143,7 @@ class CHARMS(Strategy):
         device, training = self.masks_.device, self.model.training
         self.model.eval()
         cells, tokens, rows = [], [], 0
+        limit = -(-self.samples // distributed.world_size())  # under torchrun: this process's share
         with torch.no_grad():
             for batch in loader:
                 inputs = {m: x.to(device) for m, x in batch.inputs.items()}
@@ -150,13 +152,14 @@ class CHARMS(Strategy):
                 cells.append(self._maps.cells(features).float())
                 tokens.append(self.model.encoders[tabular].tokens(inputs[tabular])[0][:, 1:].float())
                 rows += batch.size
-                if rows >= self.samples:
+                if rows >= limit:
                     break
         self.model.train(training)
+        # every process's rows: the first `samples` rows of the epoch's order, as one process takes them
+        tokens_all = distributed.gather(torch.cat(tokens)[:limit])[: self.samples]
+        cells_all = distributed.gather(torch.cat(cells)[:limit])[: self.samples]
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        masks, labels = attribute_masks(
-            torch.cat(tokens)[: self.samples], torch.cat(cells)[: self.samples], self.clusters, generator
-        )
+        masks, labels = attribute_masks(tokens_all, cells_all, self.clusters, generator)
         self.masks_, self.channel_clusters_ = masks.to(device), labels.cpu()
 
     # -- training -----------------------------------------------------------------------------------
