@@ -129,3 +129,35 @@ def test_commands_other_than_train_refuse_torchrun_in_one_line(
     assert main(["compare", "--datasets", "htad", "--methods", "joint", "--out", "x"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "compare under torchrun (WORLD_SIZE=2); expected one of train" in err[0]
+
+
+EVERY = """
+import sys
+from mmbalance import config, distributed
+from mmbalance.experiment import train_run
+from mmbalance.strategies import list_strategies
+
+root = sys.argv[1]
+for m in list_strategies():
+    dataset = "mfeat" if m in ("daft", "mmcl", "tip", "charms") else "htad"
+    extra = {"unimodal": ["strategy__modality=audio"], "tip": ["model__encoders__tabular__layers=1"]}
+    extra["charms"] = ["strategy__every=1", "strategy__samples=32"]
+    overrides = [f"dataset__name={dataset}", f"strategy__name={m}", "train__epochs=1", "train__device=cpu"]
+    train_run(config.resolve({}, [*overrides, *extra.get(m, [])]), f"{root}/{m}")
+distributed.shutdown()
+"""
+
+
+def test_every_strategy_trains_under_torchrun_without_a_hang(tmp_path: Path) -> None:
+    """Every process takes the same collective calls in the same order for every method (a mismatch
+    would hang until the timeout)."""
+    from mmbalance.strategies import list_strategies
+
+    script = tmp_path / "every.py"
+    script.write_text(textwrap.dedent(EVERY))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([*cmd, str(tmp_path)], capture_output=True, text=True, timeout=900, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for m in list_strategies():
+        assert (tmp_path / m / "metrics.json").exists(), m
