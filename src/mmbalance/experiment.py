@@ -361,6 +361,7 @@ def train_run(
         log(
             f"no pretrained weights for {names}: randomly initialised (give model__encoders__M__weights=PATH)"
         )
+    distributed.barrier()  # every process has read the run directory before rank 0 writes to it
     if main:
         out.mkdir(parents=True, exist_ok=True)
         facts = resolved_facts(s)
