@@ -20,7 +20,8 @@ Constructors take keyword hyperparameters with defaults and store them unchanged
 a strategy its name. ``head`` chooses the fusion head the model is built with; :meth:`modalities` may
 restrict which of the dataset's modalities the model gets. A strategy may replace ``self.optimizer``
 (with ``make_optimizer()``, e.g. at a stage change); ``restart_schedule`` says what the learning-rate
-schedule then does.
+schedule then does. ``epochs`` is the run's epoch budget: the trainer sets it before :meth:`setup` (a
+strategy that sizes a stage as a fraction of the run reads it there; ``None`` outside a trainer).
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class Strategy:
     restart_schedule: bool = False
     """When the strategy replaces its optimizer, ``False``: the learning-rate schedule continues with the
     run's epochs (the rates one scheduler over the whole run gives); ``True``: it starts afresh."""
+    epochs: int | None = None
+    """The run's epoch budget, set by the trainer before :meth:`setup` (``None`` until then)."""
 
     def __init__(self, head: str = "concat") -> None:
         self.head = head
