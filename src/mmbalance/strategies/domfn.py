@@ -12,7 +12,7 @@ from torch import Tensor
 
 from mmbalance.errors import ConfigError, check_choice, check_range
 from mmbalance.models import presence_weights
-from mmbalance.strategies._checks import check_head, check_modality_count, check_widths
+from mmbalance.strategies._checks import check_modality_count, check_widths
 from mmbalance.strategies.base import Strategy
 from mmbalance.strategies.registry import STRATEGIES
 from mmbalance.types import Batch, ModelOutput, StepResult
@@ -82,10 +82,10 @@ class DOMFN(Strategy):
         self.reference, self.scores = reference, scores
 
     def head_config(self) -> dict[str, Any]:
-        return {"name": self.head, "hidden": list(self.head_hidden)}
+        return {**super().head_config(), "hidden": list(self.head_hidden)}
 
     def validate(self, modalities: Sequence[str]) -> None:
-        check_head(self)
+        super().validate(modalities)
         check_modality_count(self.name, modalities, 2)
         for key in ("gamma", "eta"):
             check_range(key, getattr(self, key), 0.0)
