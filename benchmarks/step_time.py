@@ -104,6 +104,7 @@ def setups(
             parameter_groups(model),
             lr=1e-3,  # named per-modality groups, as in a run
         )
+        strategy.epochs = 30  # the run's budget, as the trainer sets it (the library's usual 30 epochs)
         strategy.setup(model, make(), make)
         loader = BatchLoader(ds, torch.arange(len(ds), device=device), batch_size, shuffle=False)
         model.train()

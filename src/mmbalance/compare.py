@@ -5,7 +5,7 @@ the method's label, or for a variant such as ``igm[sam_mode=off]`` a name derive
 :func:`mmbalance.variants.run_dir_name`; a finished run is reused on re-run only if its config is identical,
 and a directory holding another config stops the comparison before anything runs), ``results.csv`` (one
 row per run, with its epochs and config hash), ``summary.csv`` and ``summary.md`` (mean ± std over seeds)
-and ``report.html`` (:mod:`mmbalance.report`).
+and ``report.html`` (:mod:`mmbalance.report`). A ``logreg`` run directory is :mod:`mmbalance.logreg`'s.
 The command line of ``compare`` (and of ``plot``) is :mod:`mmbalance.cli.compare`.
 """
 
@@ -20,6 +20,7 @@ from typing import Any
 
 from mmbalance import config as config_mod
 from mmbalance.data import build_dataset
+from mmbalance.logreg import LOGREG, check_logreg_dir, logreg_run
 from mmbalance.run_many import RunOptions, train_specs
 from mmbalance.variants import check_variant, parse_variant, run_dir_name
 
@@ -43,10 +44,14 @@ def expand_methods(
     dataset: str, methods: Sequence[str], dataset_kwargs: Sequence[str]
 ) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
     """``(label, overrides before the shared ones, overrides after them)`` per method: ``unimodal`` expands
-    to one entry per modality of the dataset; any registered strategy is accepted, and a variant
+    to one entry per modality of the dataset, ``logreg`` is the logistic regression on the raw features
+    (:mod:`mmbalance.logreg`); any registered strategy is accepted, and a variant
     ``METHOD[KEY=VALUE,...]`` (:mod:`mmbalance.variants`) keeps its label and sets its options last."""
     out = []
     for variant in map(parse_variant, methods):
+        if variant.method == LOGREG and not variant.options:
+            out.append((LOGREG, (), ()))
+            continue
         check_variant(variant)  # one-line error for unknown methods and options
         if variant.method == "unimodal" and not variant.options:
             cfg = config_mod.resolve({}, [f"dataset__name={dataset}", *dataset_kwargs])
@@ -93,7 +98,9 @@ def check_plan(specs: Sequence[RunSpec], root: Path, epochs: int) -> None:
     firsts = {(s.dataset, s.label): s for s in reversed(specs)}.values()  # one per setting; seeds alike
     check_runs([run_config(s, epochs) for s in firsts])
     for spec in specs:
-        if (spec.directory(root) / "config.yaml").exists():
+        if spec.label == LOGREG:
+            check_logreg_dir(spec.directory(root), run_config(spec, epochs))
+        elif (spec.directory(root) / "config.yaml").exists():
             check_run_dir(spec.directory(root), build(run_config(spec, epochs)).config)
 
 
@@ -111,10 +118,18 @@ def run_all(
     run's test split with those modalities missing."""
     check_plan(specs, root, epochs)
     configs = [run_config(spec, epochs) for spec in specs]
-    found = train_specs(specs, root, configs, log, progress, options or RunOptions())
+    deep = [i for i, spec in enumerate(specs) if spec.label != LOGREG]
+    trained = train_specs(
+        [specs[i] for i in deep], root, [configs[i] for i in deep], log, progress, options or RunOptions()
+    )
+    found = dict(zip(deep, trained, strict=True))
     rows = []
-    for spec, metrics in zip(specs, found, strict=True):
+    for i, spec in enumerate(specs):
         out = spec.directory(root)
+        if i not in found:  # a logistic regression on the raw features: seconds, in this process
+            log(f"{spec.dataset} {spec.label} seed {spec.seed}: fitting")
+            found[i] = logreg_run(configs[i], out)
+        metrics = found[i]
         rows.append(result_row(spec, metrics, out) | missing_columns(out, missing))
     return rows
 
@@ -243,6 +258,8 @@ def add_sharpness(
     from mmbalance.analysis.sharpness import SharpnessSettings
 
     for spec, row in zip(specs, rows, strict=True):
+        if spec.label == LOGREG:  # no network, no loss landscape
+            continue
         found = run_sharpness(spec.directory(root), SharpnessSettings(), device, log)
         row.update({key: found[key] for _, key in SHARPNESS_COLUMNS})
 

@@ -25,7 +25,7 @@ from mmbalance.types import Batch, StepResult
 
 SCHEDULE: dict[str, Any] = {"name": "step", "step_size": 1, "gamma": 0.5}
 """The tiny problem's scheduler: the rate halves after every epoch."""
-EPOCHS = 10  # the schedule's horizon (cosine would need it; step decay does not)
+EPOCHS = 10  # the run's epoch budget: the schedule's horizon and the strategy's ``epochs``
 
 
 @dataclass
@@ -77,6 +77,7 @@ def tiny_problem(
 
     optimizer = make_opt()
     scheduler = make_scheduler(SCHEDULE, optimizer, EPOCHS)
+    strategy.epochs = EPOCHS  # as the trainer does: the run's epoch budget, before setup
     strategy.setup(model, optimizer, make_opt)
     ds.inputs = {m: x.to(device) for m, x in ds.inputs.items()}
     ds.labels = ds.labels.to(device)

@@ -177,6 +177,7 @@ class Trainer:
         self.model.to(self.device)
         optimizer = self.make_optimizer()  # the strategy owns it (and may replace it): strategy.optimizer
         self.scheduler = make_scheduler(self.scheduler_cfg, optimizer, self.epochs)
+        self.strategy.epochs = self.epochs  # the run's budget, read by strategies that size stages from it
         self.strategy.setup(self.model, optimizer, self.make_optimizer)
         self.state = TrainState()
         # under torchrun: every backward leaves the gradients of the global batch (see mmbalance.distributed)

@@ -122,7 +122,10 @@ def test_joining_a_study_with_other_settings_is_refused(
         ("nope__lr=uniform(0,1)", "unknown config section 'nope'"),
         ("optim__lr=uniform(0,1", "--space 'optim__lr=uniform(0,1': not of the form KEY=KIND(ARGS)"),
         ("data__batch_size=int(0,8)", "data.batch_size=0 is invalid; expected a positive integer"),
-        ("strategy__head=choice(sum,nope)", "unknown head 'nope'; expected one of: boost, concat"),
+        (
+            "strategy__head=choice(sum,nope)",
+            "method 'joint' does not support head='nope'; expected one of: concat",
+        ),
         ("train__epochs=int(1,3)", "--space train__epochs cannot be searched; set it with --epochs"),
     ],
 )

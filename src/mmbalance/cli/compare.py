@@ -129,7 +129,7 @@ def add_compare_commands(sub: Any) -> None:
         "--methods",
         default="unimodal,joint",
         help="comma-separated registered methods, or variants with their own options and a row each: "
-        "'igm,igm[sam_mode=off,temperature=0]'",
+        "'igm,igm[sam_mode=off,temperature=0]'; logreg: a logistic regression on the raw features",
     )
     cmp.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1)")
     cmp.add_argument("--epochs", type=int, default=30)

@@ -1,16 +1,11 @@
-"""Checks the baseline strategies share: the fusion head they support and how many modalities they take."""
+"""Checks the baseline strategies share: how many modalities they take, flags and layer widths (the fusion
+head is checked by the base :class:`~mmbalance.strategies.base.Strategy`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from mmbalance.errors import ConfigError, check_choice
-
-
-def check_head(strategy: Any) -> None:
-    """``strategy.head`` must be one of ``strategy.supported_heads`` (one-line ``ConfigError``)."""
-    check_choice("head", strategy.head, tuple(strategy.supported_heads))
+from mmbalance.errors import ConfigError
 
 
 def check_modality_count(method: str, modalities: Sequence[str], low: int, high: int | None = None) -> None:

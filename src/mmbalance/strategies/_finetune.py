@@ -21,6 +21,7 @@ class Finetuned(Strategy):
     finetune: str = "frozen"
 
     def validate(self, modalities: Sequence[str]) -> None:
+        super().validate(modalities)
         check_choice("finetune", self.finetune, ("frozen", "trainable"))
 
     def training_step(self, batch: Batch, epoch: int) -> StepResult:

@@ -12,7 +12,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from mmbalance import distributed
-from mmbalance.errors import ConfigError, check_choice, check_range
+from mmbalance.errors import ConfigError, check_range
 from mmbalance.grad import clip_if_any_exceeds_, scale_grad
 from mmbalance.models import MultimodalModel
 from mmbalance.strategies.base import Strategy
@@ -101,7 +101,7 @@ class AGM(Strategy):
         self.head = head
 
     def validate(self, modalities: Sequence[str]) -> None:
-        check_choice("head", self.head, self.supported_heads)
+        super().validate(modalities)
         if len(modalities) < 2:
             raise ConfigError(f"agm needs >= 2 modalities; got {list(modalities)}")
         check_range("alpha", self.alpha, 0.0)

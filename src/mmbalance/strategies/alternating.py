@@ -34,6 +34,7 @@ class Alternating(Diagnosed, Strategy):
     order: str | Sequence[str] = "dataset"
 
     def validate(self, modalities: Sequence[str]) -> None:
+        super().validate(modalities)
         check_order(self.order, modalities)
 
     def setup(self, model: Any, optimizer: Any, make_optimizer: Any) -> None:

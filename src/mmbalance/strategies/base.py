@@ -17,10 +17,13 @@ projectors' eigenvalues and shrink factors). They are computed from the strategy
 left it, so whatever they need that accumulates during training is learned state (in
 :meth:`state_dict`): a killed and resumed run writes the same tables.
 Constructors take keyword hyperparameters with defaults and store them unchanged; the trainer never asks
-a strategy its name. ``head`` chooses the fusion head the model is built with; :meth:`modalities` may
-restrict which of the dataset's modalities the model gets. A strategy may replace ``self.optimizer``
+a strategy its name. ``head`` chooses the fusion head the model is built with, one of
+``supported_heads`` (``None``: any registered head); the base :meth:`validate` checks it, so a strategy
+that overrides ``validate`` calls ``super().validate(modalities)`` first. :meth:`modalities` may restrict
+which of the dataset's modalities the model gets. A strategy may replace ``self.optimizer``
 (with ``make_optimizer()``, e.g. at a stage change); ``restart_schedule`` says what the learning-rate
-schedule then does.
+schedule then does. ``epochs`` is the run's epoch budget: the trainer sets it before :meth:`setup` (a
+strategy that sizes a stage as a fraction of the run reads it there; ``None`` outside a trainer).
 """
 
 from __future__ import annotations
@@ -54,9 +57,13 @@ class Strategy:
     name: ClassVar[str] = ""
     min_modalities: ClassVar[int] = 1
     head: str = "concat"
+    supported_heads: ClassVar[tuple[str, ...] | None] = None
+    """The fusion heads the method runs on (``mmbalance list`` shows them); ``None``: any registered one."""
     restart_schedule: bool = False
     """When the strategy replaces its optimizer, ``False``: the learning-rate schedule continues with the
     run's epochs (the rates one scheduler over the whole run gives); ``True``: it starts afresh."""
+    epochs: int | None = None
+    """The run's epoch budget, set by the trainer before :meth:`setup` (``None`` until then)."""
 
     def __init__(self, head: str = "concat") -> None:
         self.head = head
@@ -70,8 +77,19 @@ class Strategy:
 
     def head_config(self) -> dict[str, Any]:
         """The fusion head the model is built with (``{"name": ..., **options}``)."""
-        HEADS.get(self.head)  # one-line error for an unknown head
+        self.check_head()
         return {"name": self.head}
+
+    def check_head(self) -> None:
+        """Raise a one-line ``ConfigError`` naming the method, the head and the supported ones unless
+        ``head`` is in ``supported_heads`` (with ``None``: unless it is a registered head)."""
+        if self.supported_heads is None:
+            HEADS.get(self.head)  # one-line error for an unknown head
+        elif self.head not in self.supported_heads:
+            raise ConfigError(
+                f"method {self.name!r} does not support head={self.head!r}; expected one of: "
+                f"{', '.join(self.supported_heads)}"
+            )
 
     def encoder_options(self, modality: str, available: Sequence[str]) -> dict[str, Any]:
         """Encoder options the strategy sets for ``modality`` (of the dataset's ``available`` ones) over the
@@ -91,8 +109,10 @@ class Strategy:
     def validate(self, modalities: Sequence[str]) -> None:
         """Check the hyperparameters against the modalities the model gets; raise one-line ``ConfigError``s.
 
-        Called when a run is built, before anything is trained or written, and again by :meth:`setup`.
+        Called when a run is built, before anything is trained or written, and again by :meth:`setup`. The
+        base checks the head (:meth:`check_head`); an override calls ``super().validate(modalities)``.
         """
+        self.check_head()
 
     # -- lifecycle hooks ----------------------------------------------------------------------------
     def setup(

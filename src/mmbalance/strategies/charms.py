@@ -103,6 +103,7 @@ class CHARMS(Strategy):
         return dict(TABULAR_MODEL) if modality == self.roles(available)[1] else {}
 
     def validate(self, modalities: Sequence[str]) -> None:
+        super().validate(modalities)
         for key in ("tab_weight", "attribute_weight"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -9,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmbalance.errors import check_choice, check_range
+from mmbalance.errors import ConfigError, check_choice, check_range
 from mmbalance.models import presence_weights
-from mmbalance.strategies._checks import check_head, check_modality_count, check_widths
+from mmbalance.strategies._checks import check_modality_count, check_widths
 from mmbalance.strategies.base import Strategy
 from mmbalance.strategies.registry import STRATEGIES
 from mmbalance.types import Batch, ModelOutput, StepResult
@@ -44,7 +45,9 @@ class DOMFN(Strategy):
     fused one (``"fused"``). If ``p_m,i/τ < γ`` for every ``m`` the sample is *fused* and contributes
     ``Σ_m (½ℓ_m,i² − η p_m,i + ℓ_m,i) + ℓ_mm,i``, otherwise only ``Σ_m ℓ_m,i`` (the fused head learns
     nothing from it). The batch loss is the mean over samples (a per-sample statistic, vectorised).
-    During the first ``pre_epochs`` epochs only ``Σ_m ℓ_m`` is trained. Inference per sample: fused
+    During the first :meth:`pre_training_epochs` epochs only ``Σ_m ℓ_m`` is trained: ``pre_epochs`` when
+    set, else ``pre_fraction`` of the run's epoch budget rounded half up (``floor(f·epochs + ½)``; the
+    release trains 30 unimodal epochs before 200 fused ones, 30/230 ≈ 0.13). Inference per sample: fused
     scores if the gate accepts, else the unimodal scores with the highest maximum; during pre-training
     (which the released code never evaluates) always the latter.
 
@@ -69,26 +72,42 @@ class DOMFN(Strategy):
         gamma: float = 0.8,
         eta: float = 0.5,
         tau: float = 0.5,
-        pre_epochs: int = 30,
+        pre_fraction: float = 0.13,
+        pre_epochs: int | None = None,
         reference: str = "mean",
         scores: str = "softmax",
     ) -> None:
         self.head, self.head_hidden, self.gamma, self.eta, self.tau = head, head_hidden, gamma, eta, tau
-        self.pre_epochs, self.reference, self.scores = pre_epochs, reference, scores
+        self.pre_fraction, self.pre_epochs = pre_fraction, pre_epochs
+        self.reference, self.scores = reference, scores
 
     def head_config(self) -> dict[str, Any]:
-        return {"name": self.head, "hidden": list(self.head_hidden)}
+        return {**super().head_config(), "hidden": list(self.head_hidden)}
 
     def validate(self, modalities: Sequence[str]) -> None:
-        check_head(self)
+        super().validate(modalities)
         check_modality_count(self.name, modalities, 2)
         for key in ("gamma", "eta"):
             check_range(key, getattr(self, key), 0.0)
         check_range("tau", self.tau, 1e-12)
-        check_range("pre_epochs", self.pre_epochs, 0)
+        check_range("pre_fraction", self.pre_fraction, 0.0, 1.0)
+        if self.pre_epochs is not None:
+            check_range("pre_epochs", self.pre_epochs, 0)
         check_choice("reference", self.reference, ("mean", "fused"))
         check_choice("scores", self.scores, ("softmax", "sigmoid"))
         check_widths("head_hidden", self.head_hidden)
+
+    def pre_training_epochs(self) -> int:
+        """How many epochs train the unimodal branches alone: ``pre_epochs`` when set, else
+        ``floor(pre_fraction · epochs + ½)`` of the run's budget (``epochs``, which the trainer sets)."""
+        if self.pre_epochs is not None:
+            return int(self.pre_epochs)
+        if self.epochs is None:
+            raise ConfigError(
+                "domfn sizes its pre-training from the run's epochs, which are unknown here (strategy.epochs "
+                "is None); expected a Trainer to set them, or set pre_epochs"
+            )
+        return math.floor(self.pre_fraction * self.epochs + 0.5)
 
     # -- pieces -------------------------------------------------------------------------------------
     def _as_logits(self, z: Tensor) -> Tensor:
@@ -113,7 +132,7 @@ class DOMFN(Strategy):
                 for z in out.unimodal_logits.values()
             ]
         )  # [M, B]
-        if epoch < self.pre_epochs:
+        if epoch < self.pre_training_epochs():
             return uni.sum(0).mean(), {}
         _, pen, fused = self.gate(out)
         multi = F.cross_entropy(self._as_logits(out.logits), label, reduction="none")
@@ -125,10 +144,10 @@ class DOMFN(Strategy):
     # -- the step and inference ---------------------------------------------------------------------
     def setup(self, model: Any, optimizer: Any, make_optimizer: Any) -> None:
         super().setup(model, optimizer, make_optimizer)
-        self.pretraining_ = self.pre_epochs > 0
+        self.pretraining_ = self.pre_training_epochs() > 0
 
     def on_epoch_start(self, epoch: int, train_loader: Any) -> None:
-        self.pretraining_ = epoch < self.pre_epochs
+        self.pretraining_ = epoch < self.pre_training_epochs()
 
     def training_step(self, batch: Batch, epoch: int) -> StepResult:
         self.optimizer.zero_grad(set_to_none=True)

@@ -76,7 +76,7 @@ class GradientBlending(Strategy):
         self.weights = weights
 
     def validate(self, modalities: Sequence[str]) -> None:
-        check_choice("head", self.head, self.supported_heads)
+        super().validate(modalities)
         if len(modalities) < 2 or FUSED in modalities:
             raise ConfigError(
                 f"gblending needs >= 2 modalities, none named {FUSED!r}; got {list(modalities)}"

@@ -146,6 +146,7 @@ class IGM(Strategy):
             )
 
     def validate(self, modalities: Sequence[str]) -> None:
+        super().validate(modalities)
         self._validate()
         gm = self.gm_modalities
         if gm is None:

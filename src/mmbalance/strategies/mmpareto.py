@@ -20,7 +20,7 @@ from mmbalance.grad import (
     unflatten,
     write_grads_,
 )
-from mmbalance.strategies._checks import check_head, check_modality_count
+from mmbalance.strategies._checks import check_modality_count
 from mmbalance.strategies.base import Strategy
 from mmbalance.strategies.registry import STRATEGIES
 from mmbalance.types import Batch, StepResult
@@ -57,7 +57,7 @@ class MMPareto(Strategy):
         self.head, self.gamma, self.rescale = head, gamma, rescale
 
     def validate(self, modalities: Sequence[str]) -> None:
-        check_head(self)
+        super().validate(modalities)
         check_modality_count(self.name, modalities, 2)
         check_range("gamma", self.gamma, 0.0)
         check_choice("rescale", self.rescale, ("global", "tensor"))

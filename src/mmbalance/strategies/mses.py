@@ -66,7 +66,7 @@ class MSES(Strategy):
         self.head = head
 
     def validate(self, modalities: Sequence[str]) -> None:
-        check_choice("head", self.head, self.supported_heads)
+        super().validate(modalities)
         if len(modalities) < 2:
             raise ConfigError(f"mses needs >= 2 modalities; got {list(modalities)}")
         if isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 0:

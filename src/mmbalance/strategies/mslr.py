@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from mmbalance.errors import ConfigError, check_choice, check_range
+from mmbalance.errors import ConfigError, check_range
 from mmbalance.models import MultimodalModel
 from mmbalance.strategies.base import Strategy
 from mmbalance.strategies.registry import STRATEGIES
@@ -87,7 +87,7 @@ class MSLR(Strategy):
         self.head = head
 
     def validate(self, modalities: Sequence[str]) -> None:
-        check_choice("head", self.head, self.supported_heads)
+        super().validate(modalities)
         if len(modalities) < 2:
             raise ConfigError(f"mslr needs >= 2 modalities; got {list(modalities)}")
         given = self.lr_scales

@@ -105,7 +105,7 @@ class OGMGE(Strategy):
         self.head = head
 
     def validate(self, modalities: Sequence[str]) -> None:
-        check_choice("head", self.head, self.supported_heads)
+        super().validate(modalities)
         if len(modalities) < 2:
             raise ConfigError(f"ogm_ge needs >= 2 modalities; got {list(modalities)}")
         check_range("alpha", self.alpha, 0.0)

@@ -13,7 +13,7 @@ from torch.optim import Optimizer
 from mmbalance import distributed
 from mmbalance.errors import check_range
 from mmbalance.models import MultimodalModel
-from mmbalance.strategies._checks import check_bool, check_head, check_modality_count
+from mmbalance.strategies._checks import check_bool, check_modality_count
 from mmbalance.strategies.base import Strategy
 from mmbalance.strategies.registry import STRATEGIES
 from mmbalance.types import Batch, StepResult
@@ -104,7 +104,7 @@ class PMR(Strategy):
         self.modulation_starts, self.modulation_ends, self.scaled = modulation_starts, modulation_ends, scaled
 
     def validate(self, modalities: Sequence[str]) -> None:
-        check_head(self)
+        super().validate(modalities)
         check_modality_count(self.name, modalities, 2)
         check_range("alpha", self.alpha, 0.0)
         check_range("entropy_weight", self.entropy_weight, 0.0)

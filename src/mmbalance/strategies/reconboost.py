@@ -12,7 +12,7 @@ from torch.optim import Optimizer
 
 from mmbalance.errors import check_range
 from mmbalance.models import MultimodalModel, presence_weights
-from mmbalance.strategies._checks import check_bool, check_head, check_modality_count, check_widths
+from mmbalance.strategies._checks import check_bool, check_modality_count, check_widths
 from mmbalance.strategies.base import Strategy
 from mmbalance.strategies.registry import STRATEGIES
 from mmbalance.types import Batch, ModelOutput, StepResult
@@ -80,10 +80,10 @@ class ReconBoost(Strategy):
         )
 
     def head_config(self) -> dict[str, Any]:
-        return {"name": self.head, "hidden": list(self.head_hidden), "boost_rate": self.boost_rate}
+        return {**super().head_config(), "hidden": list(self.head_hidden), "boost_rate": self.boost_rate}
 
     def validate(self, modalities: Sequence[str]) -> None:
-        check_head(self)
+        super().validate(modalities)
         check_modality_count(self.name, modalities, 2)
         check_range("epochs_per_stage", self.epochs_per_stage, 1)
         check_range("correct_epochs", self.correct_epochs, 0)

@@ -14,7 +14,7 @@ from torch import Tensor
 from mmbalance import distributed
 from mmbalance.errors import ConfigError, check_range
 from mmbalance.models import MultimodalModel
-from mmbalance.strategies._checks import check_head, check_modality_count
+from mmbalance.strategies._checks import check_modality_count
 from mmbalance.strategies.base import Strategy
 from mmbalance.strategies.registry import STRATEGIES
 from mmbalance.types import Batch, StepResult
@@ -91,7 +91,7 @@ class SMV(Strategy):
         self.head, self.warmup_epochs = head, warmup_epochs
 
     def validate(self, modalities: Sequence[str]) -> None:
-        check_head(self)
+        super().validate(modalities)
         check_modality_count(self.name, modalities, 2, MAX_MODALITIES)
         check_range("warmup_epochs", self.warmup_epochs, 0)
 

@@ -3,6 +3,7 @@ what a rejected sample trains, pre-training, and per-sample inference."""
 
 from __future__ import annotations
 
+import itertools
 from functools import partial
 
 import pytest
@@ -13,6 +14,7 @@ from mmbalance import testing
 from mmbalance.errors import ConfigError
 from mmbalance.strategies.domfn import DOMFN, fusion_gate, penalties
 from mmbalance.testing import check_strategy, run_steps
+from mmbalance.trainer import Trainer
 from mmbalance.types import ModelOutput
 
 # Equivalences compare steps bit for bit: no dropout, whose masks would depend on RNG use.
@@ -130,6 +132,60 @@ def test_pre_training_flag_follows_the_epoch_and_is_learned_state() -> None:
 
 
 @pytest.mark.parametrize(
+    ("kwargs", "epochs", "expected"),
+    [
+        ({}, 10, 1),  # 0.13 · 10 = 1.3
+        ({}, 30, 4),  # 3.9
+        ({}, 230, 30),  # the release: 30 unimodal epochs before 200 fused ones
+        ({"pre_fraction": 0.15}, 10, 2),  # 1.5: halves round up
+        ({"pre_fraction": 0.25}, 10, 3),  # 2.5
+        ({"pre_fraction": 0.0}, 10, 0),
+        ({"pre_fraction": 1.0}, 10, 10),
+        ({"pre_epochs": 7}, 10, 7),  # an explicit count overrides the fraction
+        ({"pre_epochs": 0, "pre_fraction": 0.5}, 10, 0),
+    ],
+)
+def test_pre_training_is_a_fraction_of_the_run_rounded_half_up(
+    kwargs: dict, epochs: int, expected: int
+) -> None:
+    s = DOMFN(**kwargs)
+    s.epochs = epochs
+    assert s.pre_training_epochs() == expected
+
+
+def test_without_the_run_s_epochs_the_fraction_is_a_one_line_error() -> None:
+    with pytest.raises(ConfigError, match=r"strategy\.epochs is None") as err:
+        DOMFN().pre_training_epochs()
+    assert "\n" not in str(err.value)
+    assert DOMFN(pre_epochs=3).pre_training_epochs() == 3
+
+
+def test_in_a_ten_epoch_run_the_fused_head_trains_from_epoch_1_on() -> None:
+    """The trainer gives the strategy its epoch budget: by default epoch 0 alone is pre-training."""
+    p = tiny_problem(DOMFN)
+    snapshots: list[list[torch.Tensor]] = []
+
+    def fused_head(*_: object) -> None:
+        snapshots.append([q.detach().clone() for q in p.model.head.fused.parameters()])
+
+    def make_opt() -> torch.optim.Optimizer:
+        return torch.optim.SGD(p.model.parameters(), lr=0.05, momentum=0.9)
+
+    fused_head()
+    trainer = Trainer(p.model, p.strategy, make_opt, {"name": "none"}, torch.device("cpu"), 10)
+    trainer.on_epoch = fused_head
+    trainer.fit(p.loader, p.loader)
+    changed = [
+        not all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+        for before, after in itertools.pairwise(snapshots)
+    ]
+    assert p.strategy.epochs == 10 and p.strategy.pre_training_epochs() == 1
+    assert changed == [False] + [True] * 9
+    fused_rates = [row["domfn_fused_rate"] for row in trainer.state.history if "domfn_fused_rate" in row]
+    assert len(fused_rates) == 9
+
+
+@pytest.mark.parametrize(
     ("kwargs", "fragment"),
     [
         ({"head": "concat"}, "head='concat'"),
@@ -138,6 +194,9 @@ def test_pre_training_flag_follows_the_epoch_and_is_learned_state() -> None:
         ({"scores": "tanh"}, "scores='tanh'"),
         ({"head_hidden": [0]}, r"head_hidden=\[0\]"),
         ({"head_hidden": 64}, "head_hidden=64"),
+        ({"pre_fraction": 1.5}, "pre_fraction=1.5"),
+        ({"pre_fraction": -0.1}, "pre_fraction=-0.1"),
+        ({"pre_epochs": -1}, "pre_epochs=-1"),
     ],
 )
 def test_bad_values_give_one_line_errors(kwargs: dict, fragment: str) -> None:
