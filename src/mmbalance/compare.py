@@ -21,6 +21,7 @@ from typing import Any
 from mmbalance import config as config_mod
 from mmbalance.data import build_dataset
 from mmbalance.logreg import LOGREG, check_logreg_dir, logreg_run
+from mmbalance.results_table import modality_columns
 from mmbalance.run_many import RunOptions, train_specs
 from mmbalance.variants import check_variant, parse_variant, run_dir_name
 
@@ -289,25 +290,6 @@ def mean_pm(entry: dict[str, Any], key: str, scale: float = 100.0, digits: int =
     if entry["seeds"] == 1:
         return f"{entry[f'{key}_mean'] * scale:.{digits}f}"
     return f"{entry[f'{key}_mean'] * scale:.{digits}f} ± {entry[f'{key}_std'] * scale:.{digits}f}"
-
-
-def modality_columns(entries: Iterable[Mapping[str, Any]], sort: bool = False) -> list[tuple[str, str]]:
-    """``(header, key)`` of the per-modality columns of a summary table, modality by modality:
-    ``<m> acc %`` (the head's own logits for m, key ``test_<m>_acc``) and, where some entry has it,
-    ``<m> probe %`` (the linear probe of m's encoder, key ``test_<m>_probe_acc``).
-
-    Modalities come in first-seen order, or sorted by name when ``sort``.
-    """
-    entries = list(entries)
-    found = [k[5:-9] for e in entries for k in e if k.startswith("test_") and k.endswith("_acc_mean")]
-    names = set(found)
-    mods = [m for m in dict.fromkeys(found) if m and not (m.endswith("_probe") and m[:-6] in names)]
-    columns = []
-    for m in sorted(mods) if sort else mods:
-        columns.append((f"{m} acc %", f"test_{m}_acc"))
-        if any(f"test_{m}_probe_acc_mean" in e for e in entries):
-            columns.append((f"{m} probe %", f"test_{m}_probe_acc"))
-    return columns
 
 
 def markdown_table(summary: Sequence[dict[str, Any]]) -> str:

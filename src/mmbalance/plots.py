@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mmbalance.results_table import modality_columns
+
 History = Sequence[Mapping[str, float]]
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 BAR_COLORS = ("#2c3e50", "#5dade2", "#f5b041", "#58d68d", "#af7ac5", "#ec7063")
@@ -110,8 +112,6 @@ def _finish(ax: Any, fig: Any, title: str, ylabel: str, drawn: bool) -> None:
 def bars_figure(summary: Sequence[Mapping[str, Any]], title: str = "test accuracy") -> Any:
     """Fused test accuracy (mean ± std over seeds) per method, with per-modality accuracy bars beside:
     the head's (``<m>``) and, where summarised, the linear probe's (``<m> probe``, same colour, hatched)."""
-    from mmbalance.compare import modality_columns
-
     fig, (ax,) = _figure(width=max(6.4, 1.3 * len(summary) + 2))
     bars, color = [("fused", "test_acc", 0, False)], 0
     for header, key in modality_columns(summary):

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from mmbalance import plots
-from mmbalance.compare import modality_columns, sharpness_columns, sharpness_note
+from mmbalance.compare import sharpness_columns, sharpness_note
+from mmbalance.results_table import modality_columns
 from mmbalance.variants import run_dir_name
 
 CSS = """

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from mmbalance import config as config_mod
-from mmbalance.compare import RunSpec, mean_pm, modality_columns, split_list
+from mmbalance.compare import RunSpec, mean_pm, split_list
 from mmbalance.errors import ConfigError
+from mmbalance.results_table import modality_columns
 
 RESERVED = {"train__seed": "--seeds", "train__epochs": "--epochs"}
 Params = Sequence[tuple[str, Sequence[str]]]  # (key, its values' texts) per swept parameter

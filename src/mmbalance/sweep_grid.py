@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mmbalance.compare import mean_pm, modality_columns
+from mmbalance.compare import mean_pm
+from mmbalance.results_table import modality_columns
 from mmbalance.sweep import Params, grid_cells, metric_items
 
 

@@ -13,7 +13,7 @@ import pytest
 from mmbalance import config
 from mmbalance.cli import main
 from mmbalance.tracking import Tracking, train_tracked
-from mmbalance.tracking_sync import read_history
+from mmbalance.tracking.values import read_history
 
 pytest.importorskip("tensorboard")
 pytest.importorskip("mlflow")
@@ -116,12 +116,12 @@ def test_a_finished_run_reused_with_a_logger_is_mirrored_once(tmp_path: Path, ml
 def test_a_failing_logger_warns_once_and_keeps_the_run(
     tmp_path: Path, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from mmbalance import tracking_backends
+    from mmbalance.tracking import backends
 
     def broken(*_: Any) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(tracking_backends.MLflowLog, "log_epochs", broken)
+    monkeypatch.setattr(backends.MLflowLog, "log_epochs", broken)
     assert train(tmp_path / "run", "--logger", "tensorboard,mlflow", "--mlflow-uri", mlflow_uri) == 0
     assert (tmp_path / "run" / "metrics.json").exists()
     assert len(scalars(tmp_path / "run" / "tensorboard")["val_acc"]) == 2  # the other logger went on

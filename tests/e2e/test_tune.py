@@ -17,7 +17,7 @@ from mmbalance.cli import build_parser, main
 optuna = pytest.importorskip("optuna")
 
 from mmbalance.tune import make_spec  # noqa: E402 - needs optuna only when it runs, but the tests need it
-from mmbalance.tune_study import BudgetReached, objective, open_study, run_study  # noqa: E402
+from mmbalance.tune.study import BudgetReached, objective, open_study, run_study  # noqa: E402
 
 TINY = ["dataset__n_samples=120", "data__batch_size=16", "model__feature_dim=8", "train__device=cpu"]
 SPACE = ["--space", "optim__lr=loguniform(1e-3,1e-2)", "--space", "strategy__head=choice(sum,concat)"]

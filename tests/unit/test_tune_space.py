@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from mmbalance.config import parse_value, resolve
 from mmbalance.errors import ConfigError
-from mmbalance.tune_space import Dimension, parse_dimension, parse_space
+from mmbalance.tune.space import Dimension, parse_dimension, parse_space
 
 
 @pytest.mark.parametrize(

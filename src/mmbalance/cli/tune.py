@@ -14,9 +14,9 @@ from mmbalance.cli.common import (
 )
 from mmbalance.errors import ConfigError
 from mmbalance.tune import make_spec, write_results
-from mmbalance.tune_space import GRAMMAR
-from mmbalance.tune_study import open_study, run_study
-from mmbalance.tune_workers import on_device, run_workers
+from mmbalance.tune.space import GRAMMAR
+from mmbalance.tune.study import open_study, run_study
+from mmbalance.tune.workers import on_device, run_workers
 
 
 def cmd_tune(args: argparse.Namespace) -> int:

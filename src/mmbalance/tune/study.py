@@ -21,7 +21,7 @@ from typing import Any
 
 from mmbalance import config as config_mod
 from mmbalance.errors import ConfigError, TrainingDiverged
-from mmbalance.tune_space import Dimension
+from mmbalance.tune.space import Dimension
 
 PRUNER_WARMUP_TRIALS = 5  # trials that run to the end before any is pruned
 HEARTBEAT_SECONDS = 60  # a trial whose process stopped beating for 3 intervals is marked failed

@@ -1,16 +1,17 @@
 """Mirroring one run directory to the loggers of :mod:`mmbalance.tracking`: what is new since the last
-sync (per ``RUN/tracking.json``) and the values the loggers are given (flattened config, final metrics)."""
+sync (per ``RUN/tracking.json``), handed to the loggers of :mod:`mmbalance.tracking.backends`."""
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from mmbalance.tracking import Tracking
+from mmbalance.tracking.backends import open_backend
+from mmbalance.tracking.options import Tracking
+from mmbalance.tracking.values import read_history
 
 STATE = "tracking.json"  # per logger: the epochs logged, whether the final metrics were, MLflow's run id
 
@@ -53,8 +54,6 @@ class RunTracker:
         if name not in self.backends:
             if len(rows) <= done.get("epochs", 0) and not final:
                 return done  # nothing new (a reused run mirrored before): the store is not even opened
-            from mmbalance.tracking_backends import open_backend
-
             self.backends[name], done = open_backend(name, self.out, self.tracking, done)
             final = metrics.exists() and not done.get("final")
         backend = self.backends[name]
@@ -77,24 +76,6 @@ class RunTracker:
         self.backends.clear()
 
 
-def read_history(path: Path) -> list[dict[str, float]]:
-    """``history.csv`` as rows of floats (columns that are not numbers are left out); none if absent."""
-    if not path.exists():
-        return []
-    with path.open(newline="") as f:
-        return [
-            {k: v for k, v in ((k, _number(v)) for k, v in row.items()) if v is not None}
-            for row in csv.DictReader(f)
-        ]
-
-
-def _number(text: str | None) -> float | None:
-    try:
-        return float(text) if text not in (None, "") else None
-    except ValueError:
-        return None
-
-
 def _read_state(out: Path) -> dict[str, Any]:
     path = out / STATE
     return json.loads(path.read_text()) if path.exists() else {}  # type: ignore[no-any-return]
@@ -104,36 +85,3 @@ def _write_state(out: Path, state: Mapping[str, Any]) -> None:
     tmp = out / f".{STATE}.tmp"
     tmp.write_text(json.dumps(state, indent=2))
     tmp.replace(out / STATE)
-
-
-def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """A nested config as ``{"dotted.key": "value"}`` (lists and scalars as text).
-
-    >>> flatten({"train": {"seed": 0, "device": "cpu"}, "model": {"encoders": {}}})
-    {'train.seed': '0', 'train.device': 'cpu', 'model.encoders': '{}'}
-    """
-    out: dict[str, str] = {}
-    for key, value in cfg.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            out.update(flatten(value, dotted + "."))
-        else:
-            out[dotted] = json.dumps(value) if isinstance(value, (Mapping, list, tuple)) else str(value)
-    return out
-
-
-def final_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """The numbers of ``metrics.json`` as ``final/...`` keys named like the history's columns
-    (``final/test_acc``, ``final/test_a_acc``, ``final/probe_test_a_acc``, ``final/best_epoch``)."""
-    from mmbalance.trainer import flat_metrics
-
-    found = {k: metrics[k] for k in ("best_epoch", "epochs_run", "train_seconds") if k in metrics}
-    for split in ("val", "test"):
-        found.update(flat_metrics(split, metrics[split]))
-        for m, sub in metrics.get("probe", {}).get(split, {}).items():
-            found.update({f"probe_{split}_{m}_{k}": v for k, v in sub.items()})
-    return {
-        f"final/{k}": float(v)
-        for k, v in found.items()
-        if isinstance(v, (int, float)) and not isinstance(v, bool)
-    }

@@ -2,9 +2,13 @@
 
 Layout of the tune directory: ``study.db`` (the SQLite study, unless ``--storage`` names another Optuna
 storage, which lets processes on several machines work on one study), ``trials/<number>/`` (a standard run
-directory per trial, trained with the sampled values as overrides: see :mod:`mmbalance.tune_study`), and at
+directory per trial, trained with the sampled values as overrides: see :mod:`mmbalance.tune.study`), and at
 the end ``best.yaml`` (the full config of the best trial, a file ``mmbalance train --config`` accepts) and
 ``trials.csv`` (one row per trial: number, state, value, the sampled values, epochs run, seconds, note).
+
+The package: :mod:`mmbalance.tune.space` (the ``--space`` grammar), :mod:`mmbalance.tune.study` (the study,
+the objective, the worker loop) and :mod:`mmbalance.tune.workers` (``--jobs`` workers on one study); this
+module makes the spec of a command line and writes the results.
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ from typing import Any
 
 from mmbalance import config as config_mod
 from mmbalance.errors import ConfigError
-from mmbalance.tune_space import parse_space
-from mmbalance.tune_study import TuneSpec
+from mmbalance.tune.space import parse_space
+from mmbalance.tune.study import TuneSpec
 
 RESERVED = {
     "dataset__name": "--dataset",
@@ -68,7 +72,7 @@ def write_results(study: Any, spec: TuneSpec) -> tuple[str, bool]:
     from optuna.trial import TrialState
 
     from mmbalance.experiment import write_csv
-    from mmbalance.tune_study import counts, describe
+    from mmbalance.tune.study import counts, describe
 
     trials = study.get_trials(deepcopy=False)
     write_csv(_part(spec.root / "trials.csv"), trial_rows(trials, spec))

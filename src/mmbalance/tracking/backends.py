@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mmbalance.tracking import Tracking
-from mmbalance.tracking_sync import final_metrics, flatten
+from mmbalance.tracking.options import Tracking
+from mmbalance.tracking.values import final_metrics, flatten
 
 MLFLOW_BATCH = {"params": 100, "metrics": 1000}  # MLflow's limits per log_batch call
 RUN_DIR_TAG = "mmbalance.run_dir"

@@ -1,5 +1,5 @@
 """``mmbalance tune --jobs N``: N worker processes on one study, as N commands on one storage would be
-(:mod:`mmbalance.tune_study`), started and awaited by one command. Worker ``k`` samples with seed
+(:mod:`mmbalance.tune.study`), started and awaited by one command. Worker ``k`` samples with seed
 ``sampler_seed + k`` (so the workers propose different values), trains on ``devices[k % len(devices)]``
 when ``--devices`` is given, and uses its share of the CPUs (:func:`mmbalance.parallel.threads_per_job`).
 """
@@ -12,7 +12,7 @@ from typing import Any
 
 from mmbalance.errors import MMBalanceError
 from mmbalance.parallel import run_parallel, status
-from mmbalance.tune_study import TuneSpec, open_study, run_study
+from mmbalance.tune.study import TuneSpec, open_study, run_study
 
 
 def on_device(spec: TuneSpec, device: str | None) -> TuneSpec:

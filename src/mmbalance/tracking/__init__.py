@@ -19,67 +19,35 @@ rest of that run; training and the run directory never depend on it.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mmbalance import distributed
 from mmbalance.errors import ConfigError
+from mmbalance.tracking.backends import mlflow_experiment
+from mmbalance.tracking.options import LOGGERS, Tracking, parse_tracking, require
+from mmbalance.tracking.sync import RunTracker
+from mmbalance.tracking.values import final_metrics, flatten, read_history
 
-LOGGERS = {"tensorboard": "tensorboard", "mlflow": "mlflow"}  # logger -> the module it needs
-
-
-@dataclass(frozen=True)
-class Tracking:
-    """Which loggers mirror each run (none: tracking is off), and where MLflow writes."""
-
-    loggers: tuple[str, ...] = ()
-    mlflow_uri: str | None = None
-    experiment: str = "mmbalance"
-    root: str | None = None  # MLflow run names are run directories relative to it (else their last part)
-
-    def uri(self) -> str:
-        """The MLflow tracking URI: ``--mlflow-uri``, else SQLite in ``./mlruns/mlflow.db``."""
-        if self.mlflow_uri:
-            return self.mlflow_uri
-        folder = Path("mlruns").resolve()
-        folder.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{folder / 'mlflow.db'}"
-
-
-def parse_tracking(
-    text: str | None, mlflow_uri: str | None = None, experiment: str = "mmbalance", root: str | None = None
-) -> Tracking:
-    """``--logger`` (a comma list of ``tensorboard``, ``mlflow``) and ``--mlflow-uri`` as :class:`Tracking`;
-    an unknown logger, a URI without ``mlflow``, or a logger whose package is missing is one line."""
-    names = tuple(dict.fromkeys(t.strip() for t in (text or "").split(",") if t.strip()))
-    for name in names:
-        if name not in LOGGERS:
-            raise ConfigError(f"--logger {name!r} is unknown; expected tensorboard, mlflow or both: 'a,b'")
-        require(name)
-    if mlflow_uri and "mlflow" not in names:
-        raise ConfigError(f"--mlflow-uri {mlflow_uri!r} given without --logger mlflow")
-    return Tracking(names, mlflow_uri, experiment, root)
-
-
-def require(name: str) -> None:
-    """Import the package of logger ``name``, or raise one line naming the ``track`` extra."""
-    try:
-        importlib.import_module(LOGGERS[name])
-    except ImportError as exc:
-        raise ConfigError(
-            f"--logger {name} needs the {LOGGERS[name]} package ({exc}); pip install 'mmbalance[track]'"
-        ) from exc
+__all__ = [
+    "LOGGERS",
+    "RunTracker",
+    "Tracking",
+    "final_metrics",
+    "flatten",
+    "parse_tracking",
+    "prepare",
+    "read_history",
+    "require",
+    "train_tracked",
+]
 
 
 def prepare(tracking: Tracking) -> None:
     """Open each logger's store once before runs start (MLflow: create its tables and the experiment), so a
     bad ``--mlflow-uri`` fails in one line up front and parallel runs do not race to create them."""
     if "mlflow" in tracking.loggers:
-        from mmbalance.tracking_backends import mlflow_experiment
-
         try:
             mlflow_experiment(tracking)
         except Exception as exc:
@@ -100,8 +68,6 @@ def train_tracked(
 
     if tracking is None or not tracking.loggers or distributed.launched_rank() != 0:  # rank 0 logs
         return train_run(cfg, out, on_epoch=on_epoch, **options)
-    from mmbalance.tracking_sync import RunTracker
-
     tracker = RunTracker(Path(out), tracking)
 
     def epoch_done(trainer: Any, state: Any) -> None:
