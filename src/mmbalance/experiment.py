@@ -18,7 +18,6 @@ import csv
 import hashlib
 import inspect
 import json
-import pickle
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 
 from mmbalance import config as config_mod
 from mmbalance import distributed
+from mmbalance.checkpoints import load_checkpoint
 from mmbalance.data import DATASETS, BatchLoader, MultimodalDataset, build_dataset, stratified_split
 from mmbalance.data.missing import check_missing
 from mmbalance.errors import ConfigError
@@ -347,7 +347,7 @@ def train_run(
             log(f"{out} is finished; its metrics are reused (use a new --out to train again)")
         return json.loads((out / "metrics.json").read_text())  # type: ignore[no-any-return]
     if s.config["model"].get("init_from"):
-        from mmbalance.pretrain import init_from_run
+        from mmbalance.pretrain.init import init_from_run
 
         init_from_run(s, log)  # before the first epoch; a resumed run then loads last.pt over it
     elif getattr(s.strategy, "wants_pretraining", False) and log:
@@ -381,17 +381,6 @@ def train_run(
         (out / "last.pt").unlink(missing_ok=True)
     distributed.barrier()
     return metrics
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint of this library, on the CPU, without unpickling arbitrary objects."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)  # type: ignore[no-any-return]
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
-        reason = " ".join(str(exc).split())[:200]
-        raise ConfigError(
-            f"{path} is not a checkpoint that loads safely (tensors and plain values only): {reason}"
-        ) from exc
 
 
 def _comparable(cfg: Mapping[str, Any]) -> dict[str, Any]:

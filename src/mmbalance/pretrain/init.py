@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mmbalance.checkpoints import load_checkpoint
 from mmbalance.errors import ConfigError
 from mmbalance.pretrain.base import PRETRAINED
 
@@ -20,7 +21,6 @@ def init_from_run(s: Any, log: Callable[[str], None] | None = None) -> list[str]
     run, was pre-trained on another dataset, shares no modality with the model, holds an encoder of other
     shapes, or trained on rows of this run's validation or test split.
     """
-    from mmbalance.experiment import load_checkpoint
 
     template = s.config["model"].get("init_from")
     if not template:

@@ -27,9 +27,9 @@ from mmbalance.data.papers._audiovisual import (
     require_root,
 )
 from mmbalance.data.papers._video import decode_frames, extract_clips, write_video
+from mmbalance.data.preparers import PREPARERS
 from mmbalance.data.registry import DATASETS
 from mmbalance.errors import DataError, MissingDataError
-from mmbalance.prepare import PREPARERS
 
 #: The emotion codes of the clip names, in the released loaders' class order (NEU 0 ... ANG 5).
 EMOTIONS = ("NEU", "HAP", "SAD", "FEA", "DIS", "ANG")

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from mmbalance.data.base import stratified_split
+from mmbalance.data.preparers import PREPARERS, done, mark_done
 from mmbalance.errors import DataError
-from mmbalance.prepare import PREPARERS, done, mark_done
 
 OUTPUT, SEED, MIN_ADVERTS = "dvm_prepared.csv", 2022, 100
 PHYSICAL = ["Wheelbase", "Height", "Width", "Length"]

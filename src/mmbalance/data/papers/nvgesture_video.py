@@ -18,8 +18,8 @@ from mmbalance.data.papers.nvgesture_lists import (
     Clip,
     parse_list,
 )
+from mmbalance.data.preparers import PREPARERS, done, mark_done
 from mmbalance.errors import ConfigError, DataError
-from mmbalance.prepare import PREPARERS, done, mark_done
 
 MAX_FRAMES = 80  # the released loader keeps at most 80 frames from the window's start
 SUFFIX = {"rgb": ".jpg", "depth": ".png"}
