@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -175,11 +176,11 @@ def broadcast_parameters(module: torch.nn.Module) -> None:
 
 def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.device:
     """Ready ``model`` for data-parallel training on ``device``: BatchNorm layers synchronised across the
-    processes on CUDA (``torch.nn.SyncBatchNorm``; it refuses CPU tensors, so on CPU each process
-    normalises its shard with its own statistics), moved to ``device``, and rank 0's parameters and buffers
-    copied to every process. Returns ``device``."""
+    processes on CUDA (:func:`sync_batchnorm_`; SyncBatchNorm refuses CPU tensors, so on CPU each process
+    normalises its shard with its own statistics, see :func:`average_buffers`), moved to ``device``, and
+    rank 0's parameters and buffers copied to every process. Returns ``device``."""
     if device.type == "cuda":
-        torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        sync_batchnorm_(model)
     model.to(device)
     broadcast_parameters(model)
     return device
@@ -189,3 +190,39 @@ def shutdown() -> None:
     """Leave the process group (at the end of a ``torchrun`` command)."""
     if active():
         dist.destroy_process_group()
+
+
+PLAIN_BATCHNORM = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)
+
+
+def sync_batchnorm_(module: torch.nn.Module) -> torch.nn.Module:
+    """Replace every plain ``BatchNorm1d/2d/3d`` inside ``module`` by a ``torch.nn.SyncBatchNorm`` with the
+    same parameters and statistics; returned. Subclasses with their own forward (the sequence encoder's
+    masked BatchNorm, which leaves padded frames out) are kept: they normalise per process."""
+    for name, child in module.named_children():
+        if type(child) in PLAIN_BATCHNORM:
+            setattr(module, name, torch.nn.SyncBatchNorm.convert_sync_batchnorm(child))
+        else:
+            sync_batchnorm_(child)
+    return module
+
+
+def average_buffers(module: torch.nn.Module) -> None:
+    """Average ``module``'s floating-point buffers (BatchNorm running statistics) over the processes, so
+    every process evaluates the same model: on CPU, or with a BatchNorm that is not synchronised, each
+    process's running statistics follow its own shard."""
+    if not active():
+        return
+    for buf in module.buffers():
+        if buf.is_floating_point():
+            mean_(buf.data)
+
+
+def broadcast_object(value: Any) -> Any:
+    """Rank 0's ``value`` on every process (``value`` itself in one process): decisions taken from it
+    (model selection, early stopping, a strategy's epoch hooks) are then the same everywhere."""
+    if not active():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

@@ -19,9 +19,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from mmbalance.errors import ConfigError
+from mmbalance.errors import ConfigError, MMBalanceError
 
 DEVICE = re.compile(r"cpu|cuda:\d+")
 
@@ -55,7 +56,15 @@ def threads_per_job(jobs: int) -> int | None:
     inherited from the environment) when ``OMP_NUM_THREADS`` is set."""
     if os.environ.get("OMP_NUM_THREADS"):
         return None
-    return max(1, (os.cpu_count() or 1) // jobs)
+    return max(1, usable_cpus() // jobs)
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, e.g. a container's share), else the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def device_of(slot: int, devices: Sequence[str]) -> str | None:
@@ -116,7 +125,14 @@ def run_parallel(
             for future in finished:
                 slot, index, device = pending.pop(future)
                 free.append(slot)
-                on_done(index, *future.result(), device)
+                try:
+                    outcome = future.result()
+                except BrokenProcessPool:  # a worker was killed (out of memory, a signal): no result
+                    raise MMBalanceError(
+                        "a worker process of --jobs died (killed or out of memory); the finished runs are "
+                        "kept: re-run the same command to resume the others"
+                    ) from None
+                on_done(index, *outcome, device)
     except BaseException:
         _stop(pool)
         raise

@@ -202,7 +202,7 @@ class Trainer:
             "state": {f.name: getattr(self.state, f.name) for f in fields(self.state)},
             "rng": {
                 "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
                 "numpy": [
                     name,
                     torch.from_numpy(keys.astype(np.int64)),
@@ -225,8 +225,12 @@ class Trainer:
         self.state = TrainState(**ckpt["state"])
         rng = ckpt["rng"]
         torch.set_rng_state(rng["torch"].cpu())
-        if rng.get("cuda") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([r.cpu() for r in rng["cuda"]])
+        cuda = rng.get("cuda")
+        if cuda is not None and self.device.type == "cuda":
+            if isinstance(cuda, list):  # checkpoints of earlier versions held every visible GPU's state
+                torch.cuda.set_rng_state_all([r.cpu() for r in cuda])
+            else:  # this device's (under torchrun: rank 0's, the state every rank's device also had)
+                torch.cuda.set_rng_state(cuda.cpu(), self.device)
         name, keys, pos, has_gauss, gauss = rng["numpy"]
         np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
         random.setstate(tuple(v if not isinstance(v, list) else tuple(v) for v in rng["python"]))
@@ -250,6 +254,7 @@ class Trainer:
             for k, v in {"train_loss": result.loss, **result.logs}.items():
                 totals[k] = totals.get(k, 0) + v.detach().float()
                 counts[k] = counts.get(k, 0) + 1
+        distributed.average_buffers(self.model)  # every process evaluates the same running statistics
         lr = float(self.strategy.optimizer.param_groups[0]["lr"])  # the rate this epoch trained with
         if self.scheduler is not None:
             self.scheduler.step()
@@ -311,6 +316,7 @@ class Trainer:
             val = evaluate(self.model, self.strategy, val_loader, self.device, self.precision)
         except TrainingDiverged:
             raise self._diverged(epoch, "the validation outputs became NaN or infinite") from None
+        val = distributed.broadcast_object(val)  # under torchrun: rank 0's, so every process decides alike
         score = val[self.select_metric]
         if not math.isfinite(score) and self.state.best_epoch < 0:
             raise ConfigError(

@@ -63,6 +63,9 @@ def two_process_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("ddp")
     runs = {str(root / m): overrides(m) for m in METHODS}
     runs[str(root / "gaal-resumed")] = overrides("gaal")
+    # BatchNorm statistics per process (CPU), decisions from validation: early stopping, MSLR's rates
+    runs[str(root / "mslr-bn")] = ["dataset__name=htad", "strategy__name=mslr", "strategy__dynamic=true"]
+    runs[str(root / "mslr-bn")] += ["train__epochs=4", "train__patience=1", "train__device=cpu"]
     script = root / "worker.py"
     script.write_text(textwrap.dedent(SCRIPT))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
@@ -161,3 +164,12 @@ def test_every_strategy_trains_under_torchrun_without_a_hang(tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr[-3000:]
     for m in list_strategies():
         assert (tmp_path / m / "metrics.json").exists(), m
+
+
+def test_batchnorm_and_validation_decisions_stay_in_step_across_processes(two_process_runs: Path) -> None:
+    """With BatchNorm on CPU each process's running statistics follow its shard; they are averaged each
+    epoch and rank 0's validation metrics drive every process's decisions, so early stopping and MSLR's
+    rates agree and the run ends instead of waiting in a collective."""
+    run = two_process_runs / "mslr-bn"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs_run"] == len(history(run)) <= 4

@@ -147,3 +147,28 @@ def test_workers_share_the_cpus_unless_told(monkeypatch: pytest.MonkeyPatch) -> 
     assert threads_per_job(4) is None  # the workers inherit the user's setting
     assert [device_of(slot, ["cuda:0", "cuda:1"]) for slot in range(4)] == ["cuda:0", "cuda:1"] * 2
     assert device_of(3, []) is None
+
+
+def die(device: str | None) -> None:
+    """A run whose worker process is killed (as by the out-of-memory killer)."""
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_killed_worker_is_one_line_error() -> None:
+    from mmbalance.errors import MMBalanceError
+    from mmbalance.parallel import run_parallel
+
+    with pytest.raises(MMBalanceError, match="a worker process of --jobs died"):
+        run_parallel([(die, ())], 1, [], lambda *a: None)
+
+
+def test_the_cpu_share_follows_this_process_affinity(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert threads_per_job(2) == 2

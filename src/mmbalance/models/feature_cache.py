@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import os
+import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +30,7 @@ class FeatureCache:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.store: dict[str, Tensor] = torch.load(path, weights_only=True) if path.exists() else {}
+        self.store: dict[str, Tensor] = _read_store(path)
         self.new = 0
         self.hits = 0
         self.misses = 0
@@ -49,14 +52,30 @@ class FeatureCache:
         return torch.stack([self.store[k] for k in keys]).to(x.device)
 
     def flush(self) -> None:
-        """Write the store (atomically) if it grew since the last write."""
+        """Write the store (atomically) if it grew since the last write: merged with what another process
+        (a parallel run, another torchrun rank) wrote there meanwhile, through a temporary file of this
+        process's own, so concurrent writers never mix their bytes."""
         if not self.new:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        torch.save(self.store, tmp)
-        tmp.replace(self.path)
+        on_disk = _read_store(self.path)
+        self.store = {**on_disk, **self.store}
+        fd, name = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name + ".", suffix=".tmp")
+        os.close(fd)
+        torch.save(self.store, name)
+        os.replace(name, self.path)
         self.new = 0
+
+
+def _read_store(path: Path) -> dict[str, Tensor]:
+    """The features kept at ``path`` (none when the file is missing or unreadable: it is rebuilt)."""
+    if not path.exists():
+        return {}
+    try:
+        return torch.load(path, weights_only=True)  # type: ignore[no-any-return]
+    except Exception:  # a cache: a damaged file is recomputed, never fatal
+        warnings.warn(f"feature cache {path} is unreadable; its features are computed again", stacklevel=2)
+        return {}
 
 
 def backbone_key(encoder: nn.Module, input_shape: tuple[int, ...], precision: str = "fp32") -> str:

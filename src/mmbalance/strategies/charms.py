@@ -157,8 +157,8 @@ class CHARMS(Strategy):
                     break
         self.model.train(training)
         # every process's rows: the first `samples` rows of the epoch's order, as one process takes them
-        tokens_all = distributed.gather(torch.cat(tokens)[:limit])[: self.samples]
-        cells_all = distributed.gather(torch.cat(cells)[:limit])[: self.samples]
+        tokens_all = epoch_order(torch.cat(tokens)[:limit])[: self.samples]
+        cells_all = epoch_order(torch.cat(cells)[:limit])[: self.samples]
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         masks, labels = attribute_masks(tokens_all, cells_all, self.clusters, generator)
         self.masks_, self.channel_clusters_ = masks.to(device), labels.cpu()
@@ -207,3 +207,11 @@ class CHARMS(Strategy):
         self.masks_ = self.masks_.to(next(self._heads.parameters()).device)
         if heads is not None:
             self._heads.load_state_dict(heads)
+
+
+def epoch_order(rows: Tensor) -> Tensor:
+    """Every process's first ``len(rows)`` rows in the epoch's order: rank ``r``'s ``i``-th row is the
+    epoch's row ``r + world_size·i`` (the sharded sampler), so the gathered rows are interleaved back."""
+    gathered = distributed.gather(rows)
+    n = distributed.world_size()
+    return gathered.view(n, len(rows), *rows.shape[1:]).transpose(0, 1).reshape(-1, *rows.shape[1:])

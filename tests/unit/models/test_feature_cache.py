@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from mmbalance.models import build_encoder
@@ -85,3 +86,27 @@ def test_a_training_run_caches_a_frozen_backbone(tmp_path: Path) -> None:
 
     distinct = {row.numpy().tobytes() for row in build_dataset("mfeat").inputs["image"]}
     assert len(torch.load(stored[0], weights_only=True)) == len(distinct)  # every distinct image, once
+
+
+def test_a_flush_keeps_what_another_process_wrote_meanwhile(tmp_path: Path) -> None:
+    from mmbalance.models.feature_cache import FeatureCache
+
+    path = tmp_path / "store.pt"
+    mine, theirs = FeatureCache(path), FeatureCache(path)  # e.g. two torchrun ranks or parallel runs
+    trunk = lambda x: x * 2  # noqa: E731
+    mine(trunk, torch.tensor([[1.0]]))
+    theirs(trunk, torch.tensor([[5.0]]))
+    theirs.flush()
+    mine.flush()
+    assert len(FeatureCache(path).store) == 2
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_an_unreadable_store_is_recomputed_with_a_warning(tmp_path: Path) -> None:
+    from mmbalance.models.feature_cache import FeatureCache
+
+    path = tmp_path / "store.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.warns(UserWarning, match="unreadable"):
+        cache = FeatureCache(path)
+    assert cache.store == {}
