@@ -63,18 +63,23 @@ def init_from_env(device: str) -> str:
     """Join the process group ``torchrun`` describes (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ...) and
     return the device this process trains on: ``cuda:LOCAL_RANK`` with NCCL when ``device`` asks for CUDA
     (``cuda`` or ``auto`` with a GPU), else ``cpu`` with gloo. Without a launcher it returns ``device``."""
-    if not launched() or active():
-        return device if not active() else _local_device(device)
-    use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-    if use_cuda and not torch.cuda.is_available():
+    if active():  # joined by an earlier run of this process
+        return _local_device(device)
+    if not launched():
+        return device
+    if _wants_cuda(device) and not torch.cuda.is_available():
         raise ConfigError(f"train.device={device!r} under torchrun, but torch sees no CUDA device")
-    dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    dist.init_process_group(backend="nccl" if _wants_cuda(device) else "gloo")
     return _local_device(device)
 
 
+def _wants_cuda(device: str) -> bool:
+    return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+
+
 def _local_device(device: str) -> str:
-    use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-    if not use_cuda:
+    """``cuda:LOCAL_RANK`` (made current) when ``device`` asks for CUDA, else ``cpu``."""
+    if not _wants_cuda(device):
         return "cpu"
     local = int(os.environ.get("LOCAL_RANK", "0"))
     torch.cuda.set_device(local)
