@@ -375,7 +375,8 @@ def train_run(
         if log:
             log(f"resuming {out} at epoch {trainer.state.epoch}")
     state = trainer.fit(ld["train"], ld["val"])
-    metrics = _finish(out, s, state, ld, write=main)
+    # rank 0 evaluates, probes and writes the best state; the others take its metrics (same model)
+    metrics = distributed.broadcast_object(_finish(out, s, state, ld) if main else None)
     if main:
         flush_feature_caches(s.model)
         (out / "last.pt").unlink(missing_ok=True)
@@ -500,15 +501,12 @@ def write_records(out: Path, strategy: Strategy) -> list[Path]:
     return written
 
 
-def _finish(
-    out: Path, s: Setup, state: TrainState, ld: Mapping[str, BatchLoader], write: bool = True
-) -> dict[str, Any]:
-    """Evaluate the best state on val and test, probe the encoders; with ``write``, save ``best.pt``,
-    ``metrics.json`` and the strategy's records (every process computes the metrics; one writes)."""
+def _finish(out: Path, s: Setup, state: TrainState, ld: Mapping[str, BatchLoader]) -> dict[str, Any]:
+    """Write the strategy's records, evaluate the best state on val and test, probe the encoders, and save
+    ``best.pt`` and ``metrics.json``."""
     if state.best_model is None or state.best_strategy is None:  # Trainer.fit raises before this happens
         raise ConfigError(f"{out}: no epoch had a finite validation {s.config['train']['select_metric']}")
-    if write:
-        write_records(out, s.strategy)  # the strategy as training left it, before the best state is loaded
+    write_records(out, s.strategy)  # the strategy as training left it, before the best state is loaded
     s.model.load_state_dict(state.best_model)
     s.strategy.load_state_dict(state.best_strategy)
     precision = s.config["train"]["precision"]
@@ -532,9 +530,8 @@ def _finish(
         "test": test,
         "probe": probe,
     }
-    if write:
-        torch.save(best, out / "best.pt")
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    torch.save(best, out / "best.pt")
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
 
 

@@ -181,7 +181,7 @@ class Trainer:
         self.strategy.setup(self.model, optimizer, self.make_optimizer)
         self.state = TrainState()
         # under torchrun: every backward leaves the gradients of the global batch (see mmbalance.distributed)
-        self._grad_hooks = distributed.average_gradients(self._trained_parameters())
+        distributed.average_gradients(self._trained_parameters())
 
     def _trained_parameters(self) -> list[torch.nn.Parameter]:
         """The model's parameters and any others the strategy's optimizer trains, each once."""
